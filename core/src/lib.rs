@@ -1,0 +1,48 @@
+//! `vmsa-core`: the initial CPU state of AMD SEV-ES and SEV-SNP guests, exact and checkable.
+//!
+//! An SEV-ES/SNP vCPU starts from an encrypted 4 KiB page, the VMSA (VM save area), and every
+//! VMSA is part of the launch measurement the guest owner attests. This crate models that page
+//! byte for byte ([`Vmsa`]), converts segment attributes between every encoding the stack uses
+//! ([`segment`]), and names the flag registers ([`flags`]).
+//!
+//! The crate is `#![no_std]`, needs no allocator, and contains no `unsafe`: every byte view goes
+//! through `zerocopy`.
+//!
+//! ```
+//! use vmsa_core::{Vmsa, flags::SevFeatures, segment::SegmentAttributes};
+//! use zerocopy::{FromZeros, IntoBytes};
+//!
+//! let mut vmsa = Vmsa::new_zeroed();
+//! vmsa.cs.selector = 0xf000;
+//! vmsa.cs.base = 0xffff_0000;
+//! vmsa.cs.limit = 0xffff;
+//! vmsa.cs.attrib = SegmentAttributes::CODE_16BIT_RESET;
+//! vmsa.rip = 0xfff0;
+//! vmsa.sev_features = SevFeatures::SNP_ACTIVE.bits();
+//! let page: &[u8] = vmsa.as_bytes();
+//! assert_eq!(page.len(), 4096);
+//! assert_eq!(Vmsa::from_page(page).unwrap().rip, 0xfff0);
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod flags;
+pub mod igvm;
+pub mod kvm_model;
+pub mod measure;
+pub mod ovmf;
+pub mod reset;
+pub mod segment;
+pub mod vmsa;
+
+#[cfg(feature = "proptest")]
+pub mod strategy;
+
+pub use segment::{SegmentAttributes, VmcbSegment};
+pub use vmsa::{Vmsa, VmsaError};

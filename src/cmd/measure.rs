@@ -1,0 +1,11 @@
+//! `vmsa measure` (in progress).
+use super::CmdResult;
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: &Args) -> CmdResult {
+    Err("`measure` is not implemented yet".into())
+}
