@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The project's full test command: installs what the tests need on a fresh Debian machine, then
+# runs formatting, lints, every test, the no_std builds, the browser test and the fuzz smoke runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# --- installs -----------------------------------------------------------------------------
+step "install: Debian packages"
+APT_PACKAGES=(ovmf qemu-system-x86 rustc-web cargo-web rust-web-src lld-22 chromium)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+step "install: sev-snp-measure 0.0.13 (reference peer)"
+python3 -m pip show sev-snp-measure 2>/dev/null | grep -q '^Version: 0.0.13$' \
+  || python3 -m pip install -q --disable-pip-version-check sev-snp-measure==0.0.13
+# >>> extra installs (add yours here) >>>
+# <<< extra installs <<<
+
+# --- checks -------------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+step "no_std: vmsa-core alone for x86_64-unknown-none and wasm32-unknown-unknown"
+for target in x86_64-unknown-none wasm32-unknown-unknown; do
+  ( cd core && PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+      CARGO_TARGET_DIR=../target/nostd /usr/bin/cargo build -q --release \
+      -Zbuild-std=core,alloc --target "$target" )
+  ( cd core && PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+      CARGO_TARGET_DIR=../target/nostd /usr/bin/cargo build -q --release \
+      -Zbuild-std=core,alloc --target "$target" --features alloc )
+  echo "vmsa-core builds for $target (no features, and alloc)"
+done
+step "cargo test --workspace"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+# >>> extra steps (add yours here) >>>
+# <<< extra steps <<<
+step "all checks passed"
