@@ -1,12 +1,179 @@
-//! `vmsa inspect FIRMWARE.fd` (in progress).
+//! `vmsa inspect FIRMWARE.fd`: the OVMF footer table, the `ASEV` metadata sections and the
+//! reset vectors.
 use super::CmdResult;
+use serde::Serialize;
+use std::process::ExitCode;
+use vmsa_core::ovmf::{OvmfImage, Section, TableEntry};
+use vmsa_core::reset::BSP_RESET_EIP;
 
 /// Whether `bytes` look like an OVMF image (has the GUIDed footer table).
-pub fn detect(_bytes: &[u8]) -> bool {
-    false
+pub fn detect(bytes: &[u8]) -> bool {
+    OvmfImage::has_footer(bytes)
+}
+
+#[derive(Serialize)]
+struct JsonEntry {
+    index: usize,
+    offset: usize,
+    guid: String,
+    name: &'static str,
+    value: String,
+    data: String,
+}
+
+#[derive(Serialize)]
+struct JsonVector {
+    eip: u32,
+    cs_base: u32,
+    ip: u32,
+}
+
+#[derive(Serialize)]
+struct JsonImage {
+    size: usize,
+    gpa: u64,
+    table_offset: usize,
+    table_len: usize,
+    entries: Vec<JsonEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata_offset: Option<usize>,
+    sections: Vec<JsonSection>,
+    bsp_reset: JsonVector,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ap_reset: Option<JsonVector>,
+    sev_es_aps: bool,
+    snp: bool,
+    kernel_hashes: bool,
+}
+
+#[derive(Serialize)]
+struct JsonSection {
+    gpa: u32,
+    size: u32,
+    #[serde(rename = "type")]
+    section_type: u32,
+    name: String,
+}
+
+fn vector(eip: u32) -> JsonVector {
+    JsonVector {
+        eip,
+        cs_base: eip & 0xffff_0000,
+        ip: eip & 0xffff,
+    }
+}
+
+fn value(e: &TableEntry<'_>) -> String {
+    match e {
+        TableEntry::SevEsResetBlock { reset_addr } => format!("AP reset address {reset_addr:#x}"),
+        TableEntry::SevHashTable(r) | TableEntry::SevSecretArea(r) => {
+            format!("base {:#x} size {:#x}", r.base, r.size)
+        }
+        TableEntry::SevMetadataOffset { offset_from_end }
+        | TableEntry::TdxMetadataOffset { offset_from_end } => {
+            format!("{offset_from_end:#x} bytes before the end")
+        }
+        TableEntry::SvsmInfo(d) => match d.get(..4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
+            Some(w) => format!("launch offset {:#x}", u32::from_le_bytes(w)),
+            None => format!("{} data bytes", d.len()),
+        },
+        TableEntry::Unknown { data, .. } => format!("{} data bytes", data.len()),
+    }
+}
+
+fn section(s: Section) -> JsonSection {
+    JsonSection {
+        gpa: s.gpa,
+        size: s.size,
+        section_type: s.section_type.0,
+        name: s.section_type.to_string(),
+    }
 }
 
 /// Shows an OVMF image.
-pub fn run(_bytes: &[u8], _json: bool) -> CmdResult {
-    Err("OVMF inspection is not implemented yet".into())
+pub fn run(bytes: &[u8], json: bool) -> CmdResult {
+    let fw = OvmfImage::parse(bytes).map_err(|e| format!("OVMF image: {e}"))?;
+    let md = fw.sev_metadata();
+    let ap = fw.sev_es_reset_addr().filter(|&a| a != 0);
+    let img = JsonImage {
+        size: bytes.len(),
+        gpa: fw.gpa(),
+        table_offset: fw.table_offset(),
+        table_len: fw.table_len(),
+        entries: fw
+            .entries()
+            .map(|e| JsonEntry {
+                index: e.index,
+                offset: e.offset,
+                guid: e.entry.guid().to_string(),
+                name: e.entry.name(),
+                value: value(&e.entry),
+                data: e.data.iter().map(|b| format!("{b:02x}")).collect(),
+            })
+            .collect(),
+        metadata_offset: md.map(|m| m.offset()),
+        sections: md
+            .map(|m| m.sections().map(section).collect())
+            .unwrap_or_default(),
+        bsp_reset: vector(BSP_RESET_EIP),
+        ap_reset: ap.map(vector),
+        sev_es_aps: ap.is_some(),
+        snp: md.is_some_and(|m| m.check_known_types().is_ok()),
+        kernel_hashes: fw.supports_kernel_hashes(),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&img).map_err(|e| e.to_string())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "OVMF image, {} bytes, loaded at GPA {:#x} (ending at 4 GiB)",
+        img.size, img.gpa
+    );
+    println!(
+        "footer table: {} bytes at offset {:#x}, {} entries",
+        img.table_len,
+        img.table_offset,
+        img.entries.len()
+    );
+    for e in &img.entries {
+        println!(
+            "  [{}] {:#x} {} {:<24} {}",
+            e.index, e.offset, e.guid, e.name, e.value
+        );
+    }
+    match &img.metadata_offset {
+        Some(off) => {
+            println!(
+                "SEV metadata (ASEV) at offset {off:#x}, {} sections:",
+                img.sections.len()
+            );
+            for s in &img.sections {
+                println!("  gpa {:#010x} size {:#08x} {}", s.gpa, s.size, s.name);
+            }
+        }
+        None => println!("SEV metadata: none (this image cannot boot under SEV-SNP)"),
+    }
+    println!(
+        "reset vectors: BSP {:#x} (CS base {:#x}, IP {:#x})",
+        img.bsp_reset.eip, img.bsp_reset.cs_base, img.bsp_reset.ip
+    );
+    match &img.ap_reset {
+        Some(v) => println!(
+            "               APs {:#x} (CS base {:#x}, IP {:#x}, from the SEV-ES reset block)",
+            v.eip, v.cs_base, v.ip
+        ),
+        None => println!("               APs: no usable SEV-ES reset block (one vCPU only)"),
+    }
+    println!(
+        "kernel hashes: {}",
+        if img.kernel_hashes {
+            "supported"
+        } else {
+            "not supported"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
