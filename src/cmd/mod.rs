@@ -4,6 +4,7 @@ pub mod inspect;
 pub mod inspect_igvm;
 pub mod inspect_ovmf;
 pub mod measure;
+pub mod measure_igvm;
 pub mod reset;
 pub mod run;
 

@@ -1,0 +1,222 @@
+//! Launch digests of an OVMF firmware launch, in the order QEMU + KVM issue the updates.
+//!
+//! SNP (QEMU `sev_snp_launch_finish` with `snp_populate_metadata_pages`, sev-snp-measure
+//! `snp_calc_launch_digest`): the firmware image as NORMAL pages from `4 GiB - size` upward (or a
+//! seed standing for them, `--snp-ovmf-hash`), then the `ASEV` sections in descriptor order, then
+//! the VMSAs, BSP first, each at [`VMSA_GPA`](super::VMSA_GPA).
+//!
+//! SEV / SEV-ES (QEMU `sev_launch_update_data`, `sev_launch_get_measure`): SHA-256 over the image,
+//! then the padded hash table when a kernel is given, then (SEV-ES) every VMSA page.
+
+use super::sev::{SevDigest, SevHashes};
+use super::snp::{PAGE_SIZE, PageType, SnpDigest};
+use super::{ItemKind, MeasureError, Observer};
+use crate::ovmf::{OvmfImage, Section, SectionType};
+
+/// How a VMM measures the `ASEV` sections: the points where the VMMs sev-snp-measure knows
+/// differ from QEMU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SectionPolicy {
+    /// The page type of `SNP_SEC_MEM` pages: ZERO (QEMU, ec2), UNMEASURED (gce).
+    pub sec_mem: PageType,
+    /// Measure the CPUID page(s) after every other section instead of in descriptor order (ec2).
+    pub cpuid_last: bool,
+}
+
+impl SectionPolicy {
+    /// QEMU's order and types.
+    pub const QEMU: Self = Self {
+        sec_mem: PageType::ZERO,
+        cpuid_last: false,
+    };
+    /// AWS EC2: CPUID deferred after the other sections.
+    pub const EC2: Self = Self {
+        sec_mem: PageType::ZERO,
+        cpuid_last: true,
+    };
+    /// Google GCE: SEC_MEM as UNMEASURED.
+    pub const GCE: Self = Self {
+        sec_mem: PageType::UNMEASURED,
+        cpuid_last: false,
+    };
+}
+
+/// The firmware cannot be measured the way it was asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchDigestError {
+    /// SNP needs the `ASEV` metadata: without it QEMU fails (`Failed to locate SEV metadata
+    /// header`) and OVMF would not find its secrets and CPUID pages. sev-snp-measure measures
+    /// such an image anyway, with no sections; we refuse.
+    #[error("the firmware has no SEV metadata (`ASEV`): an SNP guest cannot launch from it (QEMU: \"Failed to locate SEV metadata header\")")]
+    SnpWithoutMetadata,
+    /// An `ASEV` section type nobody defines.
+    #[error("SEV metadata section {index} (GPA {gpa:#x}) has unknown type {section_type:#x}")]
+    UnknownSectionType {
+        /// Descriptor index.
+        index: usize,
+        /// Its GPA.
+        gpa: u32,
+        /// Its type.
+        section_type: u32,
+    },
+    /// A section that is not whole pages.
+    #[error("SEV metadata section {index} ({section_type}) at GPA {gpa:#x} has size {size:#x}, not a multiple of 4 KiB")]
+    SectionNotPageMultiple {
+        /// Descriptor index.
+        index: usize,
+        /// Its type.
+        section_type: SectionType,
+        /// Its GPA.
+        gpa: u32,
+        /// Its size.
+        size: u32,
+    },
+    /// sev-snp-measure: "Kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section".
+    #[error("Kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section")]
+    NoKernelHashesSection,
+    /// sev-snp-measure: "Kernel specified but OVMF doesn't support kernel/initrd/cmdline measurement".
+    #[error("Kernel specified but OVMF doesn't support kernel/initrd/cmdline measurement")]
+    KernelHashesUnsupported,
+    /// The `SNP_KERNEL_HASHES` section is not exactly one page (QEMU writes one page).
+    #[error("the SNP_KERNEL_HASHES section at GPA {gpa:#x} is {size:#x} bytes; QEMU fills exactly one 4 KiB page")]
+    KernelHashesSectionSize {
+        /// Its GPA.
+        gpa: u32,
+        /// Its size.
+        size: u32,
+    },
+    /// The hash table would not fit in its page at the offset the footer table gives.
+    #[error("the kernel hash table at GPA {gpa:#x} does not fit in its page")]
+    HashTableOutsidePage {
+        /// The table GPA.
+        gpa: u32,
+    },
+    /// A page range is malformed.
+    #[error(transparent)]
+    Range(#[from] MeasureError),
+}
+
+/// Extends `digest` with the `ASEV` sections of `fw` (SNP), in the order and with the page types
+/// QEMU (or the VMM `policy` names) uses. `hashes` are the kernel hashes when a kernel is given.
+pub fn snp_update_metadata<O: Observer>(
+    digest: &mut SnpDigest<O>,
+    fw: &OvmfImage<'_>,
+    hashes: Option<&SevHashes>,
+    policy: SectionPolicy,
+) -> Result<(), LaunchDigestError> {
+    let md = fw
+        .sev_metadata()
+        .ok_or(LaunchDigestError::SnpWithoutMetadata)?;
+    // Check everything first, so that nothing is measured from an image we refuse.
+    let mut has_kernel_section = false;
+    for (index, s) in md.sections().enumerate() {
+        if s.section_type.name().is_none() {
+            return Err(LaunchDigestError::UnknownSectionType {
+                index,
+                gpa: s.gpa,
+                section_type: s.section_type.0,
+            });
+        }
+        if u64::from(s.size) % PAGE_SIZE != 0 {
+            return Err(LaunchDigestError::SectionNotPageMultiple {
+                index,
+                section_type: s.section_type,
+                gpa: s.gpa,
+                size: s.size,
+            });
+        }
+        if s.section_type == SectionType::SNP_KERNEL_HASHES {
+            has_kernel_section = true;
+            if hashes.is_some() && u64::from(s.size) != PAGE_SIZE {
+                return Err(LaunchDigestError::KernelHashesSectionSize {
+                    gpa: s.gpa,
+                    size: s.size,
+                });
+            }
+        }
+    }
+    let kernel_page = match hashes {
+        None => None,
+        Some(_) if !has_kernel_section => return Err(LaunchDigestError::NoKernelHashesSection),
+        Some(h) => {
+            let table = fw
+                .sev_hash_table()
+                .filter(|r| r.base != 0)
+                .ok_or(LaunchDigestError::KernelHashesUnsupported)?;
+            let offset = (table.base & 0xfff) as usize;
+            Some(
+                h.page(offset)
+                    .ok_or(LaunchDigestError::HashTableOutsidePage { gpa: table.base })?,
+            )
+        }
+    };
+    for s in md.sections() {
+        if policy.cpuid_last && s.section_type == SectionType::CPUID {
+            continue;
+        }
+        update_section(digest, &s, kernel_page.as_ref(), policy)?;
+    }
+    if policy.cpuid_last {
+        for s in md.sections().filter(|s| s.section_type == SectionType::CPUID) {
+            update_section(digest, &s, None, policy)?;
+        }
+    }
+    Ok(())
+}
+
+fn update_section<O: Observer>(
+    digest: &mut SnpDigest<O>,
+    s: &Section,
+    kernel_page: Option<&[u8; 4096]>,
+    policy: SectionPolicy,
+) -> Result<(), MeasureError> {
+    let kind = ItemKind::MetadataSection {
+        section_type: s.section_type.0,
+    };
+    let (gpa, size) = (u64::from(s.gpa), u64::from(s.size));
+    match s.section_type {
+        SectionType::SNP_SEC_MEM => digest.update_unmeasured_pages(kind, policy.sec_mem, gpa, size),
+        // QEMU and sev-snp-measure measure one page for SECRETS and CPUID whatever the size says.
+        SectionType::SNP_SECRETS => digest.update_unmeasured_pages(kind, PageType::SECRETS, gpa, PAGE_SIZE),
+        SectionType::CPUID => digest.update_unmeasured_pages(kind, PageType::CPUID, gpa, PAGE_SIZE),
+        SectionType::SNP_KERNEL_HASHES => match kernel_page {
+            Some(page) => digest.update_normal_pages(ItemKind::KernelHashes, gpa, page),
+            None => digest.update_unmeasured_pages(kind, PageType::ZERO, gpa, size),
+        },
+        // SVSM_CAA, and (unreachable after the check) anything else: ZERO, as QEMU does.
+        _ => digest.update_unmeasured_pages(kind, PageType::ZERO, gpa, size),
+    }
+}
+
+/// Checks that a kernel can be measured for SEV/SEV-ES and returns the padded table to feed
+/// after the firmware.
+pub fn sev_hash_table(
+    fw: &OvmfImage<'_>,
+    hashes: &SevHashes,
+) -> Result<[u8; super::SEV_HASH_TABLE_PADDED_SIZE], LaunchDigestError> {
+    if !fw.supports_kernel_hashes() {
+        return Err(LaunchDigestError::KernelHashesUnsupported);
+    }
+    Ok(hashes.table())
+}
+
+/// The whole SEV/SEV-ES digest of an image held in memory: firmware, optional hash table, VMSAs.
+pub fn sev_launch_digest<'v, O: Observer>(
+    mut digest: SevDigest<O>,
+    fw: &OvmfImage<'_>,
+    image: &[u8],
+    hashes: Option<&SevHashes>,
+    vmsas: impl IntoIterator<Item = &'v crate::Vmsa>,
+) -> Result<([u8; 32], O), LaunchDigestError> {
+    let table = hashes.map(|h| sev_hash_table(fw, h)).transpose()?;
+    digest.update_firmware(image);
+    digest.end_firmware();
+    if let Some(t) = &table {
+        digest.update_hash_table(t);
+    }
+    for (cpu, v) in vmsas.into_iter().enumerate() {
+        digest.update_vmsa(cpu as u32, v);
+    }
+    Ok(digest.finish())
+}
