@@ -1,0 +1,525 @@
+//! vmsa's test firmware: tiny guests whose vCPUs report, over an I/O port, the registers they
+//! started with, so a test can check a real vCPU against the VMSA it was programmed from.
+//!
+//! Two programs, each assembled once with GNU as (`as --32`/`as --64`, binutils 2.44) and kept
+//! here as bytes with the disassembly beside each instruction:
+//!
+//! * [`REAL_MODE_DUMP`] (16-bit): writes EAX, EBX, ECX, EDX, ESI, EDI, EBP, ESP, CR0, CR2, CR3,
+//!   CR4, DR6, DR7, EFLAGS, CS, DS, ES, SS, FS, GS, its own IP, EFER (low, high), PAT (low, high),
+//!   FCW and the marker `0x564d5341` to port [`REPORT_PORT`](crate::vm::REPORT_PORT) as dwords — EAX first, before
+//!   anything can change it — then overwrites the GPRs with 0xdeadbeef (so that a reset has
+//!   something to undo) and halts.
+//! * [`LONG_MODE_DUMP`] (64-bit): the same for a long-mode vCPU, every 64-bit register as two
+//!   dwords (low, high), plus MXCSR after FCW.
+//!
+//! [`image`] lays them out as a firmware image that ends at 4 GiB: the reset vector at
+//! 0xfffffff0 jumps to a copy of the real-mode program at [`BSP_ENTRY`], a second copy sits at
+//! the SEV-ES AP reset address [`AP_RESET_ADDR`], and an OVMF footer table (written with
+//! [`vmsa_core::ovmf::build`]) carries the SEV-ES reset block and `ASEV` metadata, so the reset
+//! computation of `vmsa_core::reset` finds the APs' start exactly as it does in a real OVMF.
+
+/// The real-mode program (source: the right-hand column; `as --32`, `.code16`).
+#[rustfmt::skip]
+pub const REAL_MODE_DUMP: [u8; 221] = [
+    0x66, 0xe7, 0xe0,                            // 0000: out %eax,$0xe0
+    0x66, 0x89, 0xd8,                            // 0003: mov %ebx,%eax
+    0x66, 0xe7, 0xe0,                            // 0006: out %eax,$0xe0
+    0x66, 0x89, 0xc8,                            // 0009: mov %ecx,%eax
+    0x66, 0xe7, 0xe0,                            // 000c: out %eax,$0xe0
+    0x66, 0x89, 0xd0,                            // 000f: mov %edx,%eax
+    0x66, 0xe7, 0xe0,                            // 0012: out %eax,$0xe0
+    0x66, 0x89, 0xf0,                            // 0015: mov %esi,%eax
+    0x66, 0xe7, 0xe0,                            // 0018: out %eax,$0xe0
+    0x66, 0x89, 0xf8,                            // 001b: mov %edi,%eax
+    0x66, 0xe7, 0xe0,                            // 001e: out %eax,$0xe0
+    0x66, 0x89, 0xe8,                            // 0021: mov %ebp,%eax
+    0x66, 0xe7, 0xe0,                            // 0024: out %eax,$0xe0
+    0x66, 0x89, 0xe0,                            // 0027: mov %esp,%eax
+    0x66, 0xe7, 0xe0,                            // 002a: out %eax,$0xe0
+    0x0f, 0x20, 0xc0,                            // 002d: mov %cr0,%eax
+    0x66, 0xe7, 0xe0,                            // 0030: out %eax,$0xe0
+    0x0f, 0x20, 0xd0,                            // 0033: mov %cr2,%eax
+    0x66, 0xe7, 0xe0,                            // 0036: out %eax,$0xe0
+    0x0f, 0x20, 0xd8,                            // 0039: mov %cr3,%eax
+    0x66, 0xe7, 0xe0,                            // 003c: out %eax,$0xe0
+    0x0f, 0x20, 0xe0,                            // 003f: mov %cr4,%eax
+    0x66, 0xe7, 0xe0,                            // 0042: out %eax,$0xe0
+    0x0f, 0x21, 0xf0,                            // 0045: mov %db6,%eax
+    0x66, 0xe7, 0xe0,                            // 0048: out %eax,$0xe0
+    0x0f, 0x21, 0xf8,                            // 004b: mov %db7,%eax
+    0x66, 0xe7, 0xe0,                            // 004e: out %eax,$0xe0
+    0x66, 0x9c,                                  // 0051: pushfl
+    0x66, 0x58,                                  // 0053: pop %eax
+    0x66, 0xe7, 0xe0,                            // 0055: out %eax,$0xe0
+    0x66, 0x31, 0xc0,                            // 0058: xor %eax,%eax
+    0x8c, 0xc8,                                  // 005b: mov %cs,%ax
+    0x66, 0xe7, 0xe0,                            // 005d: out %eax,$0xe0
+    0x8c, 0xd8,                                  // 0060: mov %ds,%ax
+    0x66, 0xe7, 0xe0,                            // 0062: out %eax,$0xe0
+    0x8c, 0xc0,                                  // 0065: mov %es,%ax
+    0x66, 0xe7, 0xe0,                            // 0067: out %eax,$0xe0
+    0x8c, 0xd0,                                  // 006a: mov %ss,%ax
+    0x66, 0xe7, 0xe0,                            // 006c: out %eax,$0xe0
+    0x8c, 0xe0,                                  // 006f: mov %fs,%ax
+    0x66, 0xe7, 0xe0,                            // 0071: out %eax,$0xe0
+    0x8c, 0xe8,                                  // 0074: mov %gs,%ax
+    0x66, 0xe7, 0xe0,                            // 0076: out %eax,$0xe0
+    0xe8, 0x00, 0x00,                            // 0079: call 7c <dump+0x7c>
+    0x58,                                        // 007c: pop %ax
+    0x83, 0xe8, 0x7c,                            // 007d: sub $0x7c,%ax
+    0x66, 0xe7, 0xe0,                            // 0080: out %eax,$0xe0
+    0x66, 0xb9, 0x80, 0x00, 0x00, 0xc0,          // 0083: mov $0xc0000080,%ecx
+    0x0f, 0x32,                                  // 0089: rdmsr
+    0x66, 0xe7, 0xe0,                            // 008b: out %eax,$0xe0
+    0x66, 0x89, 0xd0,                            // 008e: mov %edx,%eax
+    0x66, 0xe7, 0xe0,                            // 0091: out %eax,$0xe0
+    0x66, 0xb9, 0x77, 0x02, 0x00, 0x00,          // 0094: mov $0x277,%ecx
+    0x0f, 0x32,                                  // 009a: rdmsr
+    0x66, 0xe7, 0xe0,                            // 009c: out %eax,$0xe0
+    0x66, 0x89, 0xd0,                            // 009f: mov %edx,%eax
+    0x66, 0xe7, 0xe0,                            // 00a2: out %eax,$0xe0
+    0x83, 0xec, 0x02,                            // 00a5: sub $0x2,%sp
+    0x89, 0xe5,                                  // 00a8: mov %sp,%bp
+    0xd9, 0x7e, 0x00,                            // 00aa: fnstcw 0x0(%bp)
+    0x66, 0x31, 0xc0,                            // 00ad: xor %eax,%eax
+    0x8b, 0x46, 0x00,                            // 00b0: mov 0x0(%bp),%ax
+    0x66, 0xe7, 0xe0,                            // 00b3: out %eax,$0xe0
+    0x83, 0xc4, 0x02,                            // 00b6: add $0x2,%sp
+    0x66, 0xb8, 0x41, 0x53, 0x4d, 0x56,          // 00b9: mov $0x564d5341,%eax
+    0x66, 0xe7, 0xe0,                            // 00bf: out %eax,$0xe0
+    0x66, 0xb8, 0xef, 0xbe, 0xad, 0xde,          // 00c2: mov $0xdeadbeef,%eax
+    0x66, 0x89, 0xc3,                            // 00c8: mov %eax,%ebx
+    0x66, 0x89, 0xc1,                            // 00cb: mov %eax,%ecx
+    0x66, 0x89, 0xc2,                            // 00ce: mov %eax,%edx
+    0x66, 0x89, 0xc6,                            // 00d1: mov %eax,%esi
+    0x66, 0x89, 0xc7,                            // 00d4: mov %eax,%edi
+    0x66, 0x89, 0xc5,                            // 00d7: mov %eax,%ebp
+    0xf4,                                        // 00da: hlt
+    0xeb, 0xfd,                                  // 00db: jmp da <dump+0xda>
+];
+
+/// The long-mode program (source: the right-hand column; `as --64`).
+#[rustfmt::skip]
+pub const LONG_MODE_DUMP: [u8; 357] = [
+    0xe7, 0xe0,                                  // 0000: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0002: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0006: out %eax,$0xe0
+    0x48, 0x89, 0xd8,                            // 0008: mov %rbx,%rax
+    0xe7, 0xe0,                                  // 000b: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 000d: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0011: out %eax,$0xe0
+    0x48, 0x89, 0xc8,                            // 0013: mov %rcx,%rax
+    0xe7, 0xe0,                                  // 0016: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0018: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 001c: out %eax,$0xe0
+    0x48, 0x89, 0xd0,                            // 001e: mov %rdx,%rax
+    0xe7, 0xe0,                                  // 0021: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0023: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0027: out %eax,$0xe0
+    0x48, 0x89, 0xf0,                            // 0029: mov %rsi,%rax
+    0xe7, 0xe0,                                  // 002c: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 002e: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0032: out %eax,$0xe0
+    0x48, 0x89, 0xf8,                            // 0034: mov %rdi,%rax
+    0xe7, 0xe0,                                  // 0037: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0039: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 003d: out %eax,$0xe0
+    0x48, 0x89, 0xe8,                            // 003f: mov %rbp,%rax
+    0xe7, 0xe0,                                  // 0042: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0044: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0048: out %eax,$0xe0
+    0x48, 0x89, 0xe0,                            // 004a: mov %rsp,%rax
+    0xe7, 0xe0,                                  // 004d: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 004f: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0053: out %eax,$0xe0
+    0x4c, 0x89, 0xc0,                            // 0055: mov %r8,%rax
+    0xe7, 0xe0,                                  // 0058: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 005a: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 005e: out %eax,$0xe0
+    0x4c, 0x89, 0xc8,                            // 0060: mov %r9,%rax
+    0xe7, 0xe0,                                  // 0063: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0065: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0069: out %eax,$0xe0
+    0x4c, 0x89, 0xd0,                            // 006b: mov %r10,%rax
+    0xe7, 0xe0,                                  // 006e: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0070: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0074: out %eax,$0xe0
+    0x4c, 0x89, 0xd8,                            // 0076: mov %r11,%rax
+    0xe7, 0xe0,                                  // 0079: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 007b: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 007f: out %eax,$0xe0
+    0x4c, 0x89, 0xe0,                            // 0081: mov %r12,%rax
+    0xe7, 0xe0,                                  // 0084: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0086: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 008a: out %eax,$0xe0
+    0x4c, 0x89, 0xe8,                            // 008c: mov %r13,%rax
+    0xe7, 0xe0,                                  // 008f: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0091: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0095: out %eax,$0xe0
+    0x4c, 0x89, 0xf0,                            // 0097: mov %r14,%rax
+    0xe7, 0xe0,                                  // 009a: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 009c: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00a0: out %eax,$0xe0
+    0x4c, 0x89, 0xf8,                            // 00a2: mov %r15,%rax
+    0xe7, 0xe0,                                  // 00a5: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00a7: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00ab: out %eax,$0xe0
+    0x0f, 0x20, 0xc0,                            // 00ad: mov %cr0,%rax
+    0xe7, 0xe0,                                  // 00b0: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00b2: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00b6: out %eax,$0xe0
+    0x0f, 0x20, 0xd0,                            // 00b8: mov %cr2,%rax
+    0xe7, 0xe0,                                  // 00bb: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00bd: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00c1: out %eax,$0xe0
+    0x0f, 0x20, 0xd8,                            // 00c3: mov %cr3,%rax
+    0xe7, 0xe0,                                  // 00c6: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00c8: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00cc: out %eax,$0xe0
+    0x0f, 0x20, 0xe0,                            // 00ce: mov %cr4,%rax
+    0xe7, 0xe0,                                  // 00d1: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00d3: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00d7: out %eax,$0xe0
+    0x9c,                                        // 00d9: pushf
+    0x58,                                        // 00da: pop %rax
+    0xe7, 0xe0,                                  // 00db: out %eax,$0xe0
+    0x48, 0x8d, 0x05, 0x1c, 0xff, 0xff, 0xff,    // 00dd: lea -0xe4(%rip),%rax # 0 <dump64>
+    0xe7, 0xe0,                                  // 00e4: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00e6: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00ea: out %eax,$0xe0
+    0x31, 0xc0,                                  // 00ec: xor %eax,%eax
+    0x66, 0x8c, 0xc8,                            // 00ee: mov %cs,%ax
+    0xe7, 0xe0,                                  // 00f1: out %eax,$0xe0
+    0x66, 0x8c, 0xd8,                            // 00f3: mov %ds,%ax
+    0xe7, 0xe0,                                  // 00f6: out %eax,$0xe0
+    0x66, 0x8c, 0xc0,                            // 00f8: mov %es,%ax
+    0xe7, 0xe0,                                  // 00fb: out %eax,$0xe0
+    0x66, 0x8c, 0xd0,                            // 00fd: mov %ss,%ax
+    0xe7, 0xe0,                                  // 0100: out %eax,$0xe0
+    0x66, 0x8c, 0xe0,                            // 0102: mov %fs,%ax
+    0xe7, 0xe0,                                  // 0105: out %eax,$0xe0
+    0x66, 0x8c, 0xe8,                            // 0107: mov %gs,%ax
+    0xe7, 0xe0,                                  // 010a: out %eax,$0xe0
+    0xb9, 0x80, 0x00, 0x00, 0xc0,                // 010c: mov $0xc0000080,%ecx
+    0x0f, 0x32,                                  // 0111: rdmsr
+    0xe7, 0xe0,                                  // 0113: out %eax,$0xe0
+    0x89, 0xd0,                                  // 0115: mov %edx,%eax
+    0xe7, 0xe0,                                  // 0117: out %eax,$0xe0
+    0xb9, 0x77, 0x02, 0x00, 0x00,                // 0119: mov $0x277,%ecx
+    0x0f, 0x32,                                  // 011e: rdmsr
+    0xe7, 0xe0,                                  // 0120: out %eax,$0xe0
+    0x89, 0xd0,                                  // 0122: mov %edx,%eax
+    0xe7, 0xe0,                                  // 0124: out %eax,$0xe0
+    0x48, 0x83, 0xec, 0x08,                      // 0126: sub $0x8,%rsp
+    0xd9, 0x3c, 0x24,                            // 012a: fnstcw (%rsp)
+    0x31, 0xc0,                                  // 012d: xor %eax,%eax
+    0x66, 0x8b, 0x04, 0x24,                      // 012f: mov (%rsp),%ax
+    0xe7, 0xe0,                                  // 0133: out %eax,$0xe0
+    0x0f, 0xae, 0x1c, 0x24,                      // 0135: stmxcsr (%rsp)
+    0x8b, 0x04, 0x24,                            // 0139: mov (%rsp),%eax
+    0xe7, 0xe0,                                  // 013c: out %eax,$0xe0
+    0x48, 0x83, 0xc4, 0x08,                      // 013e: add $0x8,%rsp
+    0xb8, 0x41, 0x53, 0x4d, 0x56,                // 0142: mov $0x564d5341,%eax
+    0xe7, 0xe0,                                  // 0147: out %eax,$0xe0
+    0x48, 0xb8, 0xef, 0xbe, 0xad, 0xde, 0x00,    // 0149: movabs $0xdeadbeef,%rax
+    0x00, 0x00, 0x00,                            // 0150: 
+    0x48, 0x89, 0xc3,                            // 0153: mov %rax,%rbx
+    0x48, 0x89, 0xc1,                            // 0156: mov %rax,%rcx
+    0x48, 0x89, 0xc2,                            // 0159: mov %rax,%rdx
+    0x49, 0x89, 0xc0,                            // 015c: mov %rax,%r8
+    0x49, 0x89, 0xc7,                            // 015f: mov %rax,%r15
+    0xf4,                                        // 0162: hlt
+    0xeb, 0xfd,                                  // 0163: jmp 162 <dump64+0x162>
+];
+
+/// Size of the test firmware image: 128 KiB, mapped at 0xfffe0000..4 GiB.
+pub const IMAGE_SIZE: usize = 0x2_0000;
+/// The firmware's first byte in guest-physical memory.
+pub const IMAGE_BASE: u64 = crate::vm::FOUR_GIB - IMAGE_SIZE as u64;
+/// Where the reset vector (0xfffffff0) jumps: a copy of [`REAL_MODE_DUMP`] in the BSP's segment
+/// (CS base 0xffff0000, IP 0xe000).
+pub const BSP_ENTRY: u32 = 0xffff_e000;
+/// The SEV-ES AP reset address of the reset block: APs start at CS base 0xfffe0000 (`eip &
+/// 0xffff0000`), IP 0xf000 (`eip & 0xffff`), a second copy of [`REAL_MODE_DUMP`] — in another
+/// 64 KiB segment than the BSP, so a wrong CS base cannot go unnoticed.
+pub const AP_RESET_ADDR: u32 = 0xfffe_f000;
+/// The reset vector, 16 bytes below 4 GiB.
+pub const RESET_VECTOR: u32 = 0xffff_fff0;
+/// Guest RAM the test firmware needs: its real-mode stack is at 0:fffc, the `ASEV` sections and
+/// the long-mode guest below 2 MiB.
+pub const RAM_SIZE: u64 = 2 << 20;
+
+/// The `ASEV` sections of the test firmware (like OVMF's AmdSev build, scaled down into RAM):
+/// pre-validated memory, the secrets page and the CPUID page.
+pub const SEV_SECTIONS: [vmsa_core::ovmf::Section; 3] = {
+    use vmsa_core::ovmf::{Section, SectionType};
+    [
+        Section::new(0x10_0000, 0x4000, SectionType::SNP_SEC_MEM),
+        Section::new(0x10_4000, 0x1000, SectionType::SNP_SECRETS),
+        Section::new(0x10_5000, 0x1000, SectionType::CPUID),
+    ]
+};
+
+/// `jmp near` from the reset vector to [`BSP_ENTRY`], then `hlt`s: the last 16 bytes.
+fn reset_vector_code() -> [u8; 16] {
+    // E9 rel16: target = (RESET_VECTOR + 3 + rel) within the 64 KiB segment.
+    let rel = ((BSP_ENTRY & 0xffff) as u16).wrapping_sub(((RESET_VECTOR & 0xffff) + 3) as u16);
+    let mut code = [0xf4u8; 16];
+    code[0] = 0xe9;
+    code[1..3].copy_from_slice(&rel.to_le_bytes());
+    code
+}
+
+/// The test firmware image: 128 KiB ending at 4 GiB, with the OVMF footer table (SEV-ES reset
+/// block → [`AP_RESET_ADDR`], `ASEV` metadata [`SEV_SECTIONS`]).
+pub fn image() -> Vec<u8> {
+    let mut img = vec![0xf4u8; IMAGE_SIZE]; // hlt everywhere else
+    let put = |img: &mut Vec<u8>, gpa: u32, bytes: &[u8]| {
+        let off = (u64::from(gpa) - IMAGE_BASE) as usize;
+        img[off..off + bytes.len()].copy_from_slice(bytes);
+    };
+    put(&mut img, AP_RESET_ADDR, &REAL_MODE_DUMP);
+    put(&mut img, BSP_ENTRY, &REAL_MODE_DUMP);
+    // The footer table sits below the last 32 bytes; the reset vector code is written after it.
+    let entries = [vmsa_core::ovmf::TableEntry::SevEsResetBlock {
+        reset_addr: AP_RESET_ADDR,
+    }];
+    vmsa_core::ovmf::build(&mut img, &entries, Some(&SEV_SECTIONS))
+        .expect("a 128 KiB buffer holds a two-entry footer table");
+    put(&mut img, RESET_VECTOR, &reset_vector_code());
+    img
+}
+
+/// Names of the dwords [`REAL_MODE_DUMP`] reports, in order.
+pub const REAL_MODE_REPORT: &[&str] = &[
+    "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp", "cr0", "cr2", "cr3", "cr4", "dr6",
+    "dr7", "eflags", "cs", "ds", "es", "ss", "fs", "gs", "ip", "efer_lo", "efer_hi", "pat_lo",
+    "pat_hi", "fcw", "marker",
+];
+
+/// Names of the dwords [`LONG_MODE_DUMP`] reports, in order.
+pub const LONG_MODE_REPORT: &[&str] = &[
+    "rax_lo", "rax_hi", "rbx_lo", "rbx_hi", "rcx_lo", "rcx_hi", "rdx_lo", "rdx_hi", "rsi_lo",
+    "rsi_hi", "rdi_lo", "rdi_hi", "rbp_lo", "rbp_hi", "rsp_lo", "rsp_hi", "r8_lo", "r8_hi",
+    "r9_lo", "r9_hi", "r10_lo", "r10_hi", "r11_lo", "r11_hi", "r12_lo", "r12_hi", "r13_lo",
+    "r13_hi", "r14_lo", "r14_hi", "r15_lo", "r15_hi", "cr0_lo", "cr0_hi", "cr2_lo", "cr2_hi",
+    "cr3_lo", "cr3_hi", "cr4_lo", "cr4_hi", "rflags", "rip_lo", "rip_hi", "cs", "ds", "es", "ss",
+    "fs", "gs", "efer_lo", "efer_hi", "pat_lo", "pat_hi", "fcw", "mxcsr", "marker",
+];
+
+/// The marker both programs write last (`"ASMV"` little endian).
+pub const MARKER: u32 = 0x564d_5341;
+
+/// What [`REAL_MODE_DUMP`] must report on a vCPU that holds `v` (a [`crate::Fidelity::expected`]
+/// VMSA) and entered the program at IP `entry_ip`.
+pub fn real_mode_expected(v: &vmsa_core::Vmsa, entry_ip: u16) -> Vec<(&'static str, u32)> {
+    let lo = |x: u64| x as u32;
+    let hi = |x: u64| (x >> 32) as u32;
+    let values = [
+        lo(v.rax),
+        lo(v.rbx),
+        lo(v.rcx),
+        lo(v.rdx),
+        lo(v.rsi),
+        lo(v.rdi),
+        lo(v.rbp),
+        lo(v.rsp),
+        lo(v.cr0),
+        lo(v.cr2),
+        lo(v.cr3),
+        lo(v.cr4),
+        lo(v.dr6),
+        lo(v.dr7),
+        lo(v.rflags),
+        u32::from(v.cs.selector),
+        u32::from(v.ds.selector),
+        u32::from(v.es.selector),
+        u32::from(v.ss.selector),
+        u32::from(v.fs.selector),
+        u32::from(v.gs.selector),
+        u32::from(entry_ip),
+        lo(v.efer),
+        hi(v.efer),
+        lo(v.g_pat),
+        hi(v.g_pat),
+        u32::from(v.x87_fcw),
+        MARKER,
+    ];
+    REAL_MODE_REPORT.iter().copied().zip(values).collect()
+}
+
+/// What [`LONG_MODE_DUMP`] must report on a vCPU that holds `v`.
+pub fn long_mode_expected(v: &vmsa_core::Vmsa) -> Vec<(&'static str, u32)> {
+    let mut values = Vec::new();
+    for x in [
+        v.rax, v.rbx, v.rcx, v.rdx, v.rsi, v.rdi, v.rbp, v.rsp, v.r8, v.r9, v.r10, v.r11, v.r12,
+        v.r13, v.r14, v.r15, v.cr0, v.cr2, v.cr3, v.cr4,
+    ] {
+        values.push(x as u32);
+        values.push((x >> 32) as u32);
+    }
+    values.push(v.rflags as u32);
+    values.push(v.rip as u32);
+    values.push((v.rip >> 32) as u32);
+    for s in [&v.cs, &v.ds, &v.es, &v.ss, &v.fs, &v.gs] {
+        values.push(u32::from(s.selector));
+    }
+    values.extend([
+        v.efer as u32,
+        (v.efer >> 32) as u32,
+        v.g_pat as u32,
+        (v.g_pat >> 32) as u32,
+    ]);
+    values.extend([u32::from(v.x87_fcw), v.mxcsr, MARKER]);
+    LONG_MODE_REPORT.iter().copied().zip(values).collect()
+}
+
+/// The differences between a report and what was expected: `(name, expected, reported)`.
+/// A report of the wrong length shows up as missing or extra entries.
+pub fn compare(
+    expected: &[(&'static str, u32)],
+    reported: &[u32],
+) -> Vec<(String, Option<u32>, Option<u32>)> {
+    let n = expected.len().max(reported.len());
+    (0..n)
+        .filter_map(|i| {
+            let e = expected.get(i);
+            let r = reported.get(i).copied();
+            if e.map(|e| e.1) == r {
+                None
+            } else {
+                Some((
+                    e.map_or(format!("#{i}"), |e| e.0.to_string()),
+                    e.map(|e| e.1),
+                    r,
+                ))
+            }
+        })
+        .filter(|(_, e, r)| e.is_some() || r.is_some())
+        .collect()
+}
+
+/// Guest-physical layout of the long-mode guest.
+pub mod long_mode {
+    /// PML4 (one entry → the PDPT).
+    pub const PML4: u64 = 0x1000;
+    /// PDPT (one entry → the PD).
+    pub const PDPT: u64 = 0x2000;
+    /// PD: 512 × 2 MiB pages identity-mapping the first GiB.
+    pub const PD: u64 = 0x3000;
+    /// The code, [`super::LONG_MODE_DUMP`].
+    pub const CODE: u64 = 0x8000;
+    /// Top of the stack.
+    pub const STACK_TOP: u64 = 0x7000;
+    /// GDT (null, 64-bit code 0x08, data 0x10), for a guest that reloads segments.
+    pub const GDT: u64 = 0x4000;
+}
+
+/// The pages of the long-mode guest: identity-mapping page tables (4-level, 2 MiB pages), a GDT
+/// and the code. `(gpa, bytes)`, each a whole 4 KiB page.
+pub fn long_mode_pages() -> Vec<(u64, Vec<u8>)> {
+    use long_mode::*;
+    let entry_page = |entries: &[(usize, u64)]| {
+        let mut p = vec![0u8; 4096];
+        for &(i, e) in entries {
+            p[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
+        }
+        p
+    };
+    const P_RW: u64 = 0x3;
+    const PS: u64 = 0x80;
+    let pd: Vec<(usize, u64)> = (0..512)
+        .map(|i| (i, ((i as u64) << 21) | P_RW | PS))
+        .collect();
+    let gdt = entry_page(&[(1, 0x00af_9b00_0000_ffff), (2, 0x00cf_9300_0000_ffff)]);
+    let mut code = vec![0xf4u8; 4096];
+    code[..LONG_MODE_DUMP.len()].copy_from_slice(&LONG_MODE_DUMP);
+    vec![
+        (PML4, entry_page(&[(0, PDPT | P_RW)])),
+        (PDPT, entry_page(&[(0, PD | P_RW)])),
+        (PD, entry_page(&pd)),
+        (GDT, gdt),
+        (CODE, code),
+    ]
+}
+
+/// A 64-bit VP context for the long-mode guest, as an SNP IGVM file carries it: paging on
+/// (CR3 = [`long_mode::PML4`]), 64-bit CS, EFER.LME|LMA|NXE with SVME (an SEV VMSA has it), a
+/// distinct value in every GPR so that a swapped register cannot go unnoticed.
+pub fn long_mode_vmsa() -> vmsa_core::Vmsa {
+    use vmsa_core::flags::{Cr0, Cr4, Efer, SevFeatures};
+    use vmsa_core::{SegmentAttributes, VmcbSegment};
+    let mut v: vmsa_core::Vmsa = zerocopy::FromZeros::new_zeroed();
+    v.cs = VmcbSegment::new(0x08, SegmentAttributes::CODE_64BIT, 0xffff_ffff, 0);
+    let data = VmcbSegment::new(0x10, SegmentAttributes::DATA_32BIT_FLAT, 0xffff_ffff, 0);
+    (v.ds, v.es, v.ss, v.fs, v.gs) = (data, data, data, data, data);
+    v.tr = VmcbSegment::new(0, SegmentAttributes::TSS32_BUSY_RESET, 0xffff, 0);
+    v.ldtr = VmcbSegment::new(0, SegmentAttributes::LDT_RESET, 0xffff, 0);
+    v.gdtr = VmcbSegment::new(0, SegmentAttributes(0), 0x17, long_mode::GDT);
+    v.idtr = VmcbSegment::new(0, SegmentAttributes(0), 0, 0);
+    v.cr0 = (Cr0::PE | Cr0::MP | Cr0::ET | Cr0::NE | Cr0::WP | Cr0::PG).bits();
+    v.cr3 = long_mode::PML4;
+    v.cr4 = (Cr4::PAE | Cr4::OSFXSR | Cr4::OSXMMEXCPT).bits();
+    v.efer = (Efer::LME | Efer::LMA | Efer::NXE | Efer::SVME).bits();
+    v.rip = long_mode::CODE;
+    v.rsp = long_mode::STACK_TOP;
+    v.rflags = 2;
+    let mut x = 0x0101_0101_0101_0101u64;
+    for r in [
+        &mut v.rax, &mut v.rbx, &mut v.rcx, &mut v.rdx, &mut v.rsi, &mut v.rdi, &mut v.rbp,
+        &mut v.r8, &mut v.r9, &mut v.r10, &mut v.r11, &mut v.r12, &mut v.r13, &mut v.r14,
+        &mut v.r15,
+    ] {
+        *r = x;
+        x = x.wrapping_add(0x1111_1111_1111_1111);
+    }
+    v.dr6 = crate::state::DR6_RESET;
+    v.dr7 = crate::state::DR7_RESET;
+    v.g_pat = 0x0007_0406_0007_0406;
+    v.xcr0 = 1;
+    v.x87_fcw = 0x37f;
+    v.mxcsr = crate::state::MXCSR_RESET;
+    v.sev_features = SevFeatures::SNP_ACTIVE.bits();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmsa_core::ovmf::OvmfImage;
+
+    #[test]
+    fn image_carries_the_reset_block_and_metadata() {
+        let img = image();
+        assert_eq!(img.len(), IMAGE_SIZE);
+        let fw = OvmfImage::parse(&img).unwrap();
+        assert_eq!(fw.sev_es_reset_addr(), Some(AP_RESET_ADDR));
+        let md = fw.sev_metadata().unwrap();
+        assert!(md.sections().eq(SEV_SECTIONS.iter().copied()));
+        // The reset vector: jmp near 0xe000 (E9 0D E0), then hlt.
+        assert_eq!(
+            img[IMAGE_SIZE - 16..IMAGE_SIZE - 12],
+            [0xe9, 0x0d, 0xe0, 0xf4]
+        );
+        let ap = (u64::from(AP_RESET_ADDR) - IMAGE_BASE) as usize;
+        assert_eq!(img[ap..ap + REAL_MODE_DUMP.len()], REAL_MODE_DUMP);
+    }
+
+    #[test]
+    fn report_tables_match_the_programs() {
+        // Every `out %eax,$0xe0` (66 e7 e0 in 16-bit code, e7 e0 in 64-bit code) is one dword.
+        let outs16 = REAL_MODE_DUMP
+            .windows(3)
+            .filter(|w| *w == [0x66, 0xe7, 0xe0])
+            .count();
+        assert_eq!(outs16, REAL_MODE_REPORT.len());
+        let outs64 = LONG_MODE_DUMP
+            .windows(2)
+            .filter(|w| *w == [0xe7, 0xe0])
+            .count();
+        assert_eq!(outs64, LONG_MODE_REPORT.len());
+        let v = long_mode_vmsa();
+        assert_eq!(long_mode_expected(&v).len(), LONG_MODE_REPORT.len());
+        assert_eq!(real_mode_expected(&v, 0).len(), REAL_MODE_REPORT.len());
+    }
+}

@@ -1,0 +1,820 @@
+//! A KVM VM with guest memory, the firmware image mapped to end at 4 GiB, and N vCPUs programmed
+//! from launch VMSAs, each run on its own thread with its exits handled and reported.
+//!
+//! There is no in-kernel irqchip: every vCPU is runnable from the start and begins exactly at the
+//! state of its VMSA (as SEV-ES APs begin at theirs), and `HLT` comes back to userspace, where
+//! it ends the vCPU's run.
+// UNSAFETY: guest memory is an mmap handed to KVM_SET_USER_MEMORY_REGION, and vCPU threads are
+// kicked out of KVM_RUN with pthread_kill; both need raw calls, each with its SAFETY proof.
+#![allow(unsafe_code)]
+
+use crate::fidelity::Fidelity;
+use crate::state::{APIC_BASE_BSP, APIC_BASE_DEFAULT, VMSA_MSRS, VcpuCaps, VcpuState};
+use crate::vcpu::{self, IoctlCount, VcpuError};
+use core::fmt;
+use kvm_bindings::{
+    CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY, Msrs, kvm_msr_entry,
+    kvm_userspace_memory_region,
+};
+use kvm_ioctls::{Cap, Kvm, VcpuExit, VcpuFd, VmFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use vmm_sys_util::errno;
+use vmsa_core::Vmsa;
+
+/// 4 GiB: the firmware image ends here, so its last 16 bytes hold the reset vector 0xfffffff0.
+pub const FOUR_GIB: u64 = 1 << 32;
+/// The I/O port on which vmsa's test firmware reports the registers a vCPU started with.
+pub const REPORT_PORT: u16 = 0xe0;
+
+/// Setting up or running a VM failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VmError {
+    /// `/dev/kvm` could not be opened.
+    #[error("cannot open /dev/kvm: {0} (is KVM available and accessible to this user?)")]
+    OpenKvm(#[source] errno::Error),
+    /// `KVM_CREATE_VM` failed.
+    #[error("KVM_CREATE_VM (type {vm_type}) failed: {source}")]
+    CreateVm {
+        /// The VM type.
+        vm_type: u64,
+        /// errno.
+        source: errno::Error,
+    },
+    /// mmap of guest memory failed.
+    #[error("cannot map {size:#x} bytes of guest memory: {source}")]
+    Mmap {
+        /// Bytes asked for.
+        size: usize,
+        /// errno.
+        source: errno::Error,
+    },
+    /// `KVM_SET_USER_MEMORY_REGION` failed.
+    #[error(
+        "KVM_SET_USER_MEMORY_REGION for slot {slot} at GPA {gpa:#x} ({size:#x} bytes) failed: {source}"
+    )]
+    MemoryRegion {
+        /// Slot.
+        slot: u32,
+        /// Guest physical address.
+        gpa: u64,
+        /// Size.
+        size: u64,
+        /// errno.
+        source: errno::Error,
+    },
+    /// The firmware image cannot be mapped below 4 GiB.
+    #[error(
+        "firmware image of {0} bytes cannot end at 4 GiB (empty, not a multiple of 4 KiB, or above 16 MiB)"
+    )]
+    FirmwareSize(usize),
+    /// Guest RAM would overlap the firmware or is not page-sized.
+    #[error("guest RAM of {0:#x} bytes must be a non-zero multiple of 4 KiB below the firmware")]
+    RamSize(u64),
+    /// Data does not fit in guest RAM.
+    #[error("{len} bytes at GPA {gpa:#x} do not fit in guest RAM")]
+    OutOfRam {
+        /// Guest physical address.
+        gpa: u64,
+        /// Length.
+        len: usize,
+    },
+    /// More vCPUs than KVM allows.
+    #[error("{asked} vCPUs asked for, KVM allows {max}")]
+    TooManyVcpus {
+        /// Asked.
+        asked: usize,
+        /// `KVM_CAP_MAX_VCPUS`.
+        max: usize,
+    },
+    /// The number of VMSAs is not the number of vCPUs.
+    #[error("{vmsas} VMSAs for {vcpus} vCPUs")]
+    VmsaCount {
+        /// VMSAs given.
+        vmsas: usize,
+        /// vCPUs.
+        vcpus: usize,
+    },
+    /// `KVM_CREATE_VCPU` failed.
+    #[error("KVM_CREATE_VCPU {index} failed: {source}")]
+    CreateVcpu {
+        /// vCPU index.
+        index: usize,
+        /// errno.
+        source: errno::Error,
+    },
+    /// `KVM_GET_SUPPORTED_CPUID` or `KVM_SET_CPUID2` failed.
+    #[error("{ioctl} failed: {source}")]
+    Cpuid {
+        /// The ioctl.
+        ioctl: &'static str,
+        /// errno.
+        source: errno::Error,
+    },
+    /// `KVM_GET_MSR_INDEX_LIST` failed.
+    #[error("KVM_GET_MSR_INDEX_LIST failed: {0}")]
+    MsrIndexList(#[source] errno::Error),
+    /// Strict mode: a VMSA has fields the vCPU cannot hold. No vCPU was touched.
+    #[error(
+        "strict mode: the VMSA of vCPU {vcpu} has fields KVM cannot hold, so no vCPU was programmed:\n{report}"
+    )]
+    NotExpressible {
+        /// The first vCPU whose VMSA is not expressible.
+        vcpu: usize,
+        /// Its fidelity report.
+        report: Fidelity,
+    },
+    /// A vCPU ioctl failed.
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    /// A vCPU read back holds a state no VMSA can.
+    #[error(transparent)]
+    ReadBack(#[from] crate::state::ReadBackError),
+    /// A vCPU thread panicked.
+    #[error("the thread of vCPU {0} panicked")]
+    VcpuThread(usize),
+}
+
+/// Anonymous, private, zeroed host memory backing a guest memory slot.
+pub struct GuestMemory {
+    ptr: NonNull<u8>,
+    size: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone and only reached through `&self`/`&mut self`
+// (the guest writes to it concurrently, which is why only copies in and out are offered).
+unsafe impl Send for GuestMemory {}
+// SAFETY: as above; shared access only copies bytes.
+unsafe impl Sync for GuestMemory {}
+
+impl GuestMemory {
+    /// Maps `size` bytes (a multiple of 4 KiB) of zeroed memory.
+    pub fn new(size: usize) -> Result<Self, VmError> {
+        // SAFETY: an anonymous private mapping at an address the kernel picks touches no
+        // existing memory; the result is checked against MAP_FAILED before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(VmError::Mmap {
+                size,
+                source: errno::Error::last(),
+            });
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or(VmError::Mmap {
+            size,
+            source: errno::Error::new(libc::ENOMEM),
+        })?;
+        Ok(Self { ptr, size })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.size
+    }
+
+    /// Whether the mapping is empty (never, once made).
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The host address, for `KVM_SET_USER_MEMORY_REGION`.
+    pub fn host_addr(&self) -> u64 {
+        self.ptr.as_ptr() as u64
+    }
+
+    /// Copies `data` to `offset`. `None` when it does not fit.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Option<()> {
+        let end = offset.checked_add(data.len())?;
+        if end > self.size {
+            return None;
+        }
+        // SAFETY: `offset..end` is inside the mapping (checked above); `copy` tolerates the guest
+        // writing the same bytes concurrently (they are plain memory, no references are formed).
+        unsafe { std::ptr::copy(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        Some(())
+    }
+
+    /// Copies `buf.len()` bytes from `offset`. `None` when out of range.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Option<()> {
+        let end = offset.checked_add(buf.len())?;
+        if end > self.size {
+            return None;
+        }
+        // SAFETY: `offset..end` is inside the mapping (checked above); bytes are copied out
+        // without forming a reference to guest-writable memory.
+        unsafe { std::ptr::copy(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        Some(())
+    }
+}
+
+impl Drop for GuestMemory {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` made; no reference into it outlives `self`,
+        // and the VM whose slot pointed here is dropped first (field order in `Vm`).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.size) };
+    }
+}
+
+impl fmt::Debug for GuestMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GuestMemory({:#x} bytes)", self.size)
+    }
+}
+
+/// What a VM is made of.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// Guest RAM at GPA 0, bytes (multiple of 4 KiB).
+    pub ram_size: u64,
+    /// The firmware image, mapped read-only so that it ends at 4 GiB.
+    pub firmware: Vec<u8>,
+    /// Number of vCPUs.
+    pub vcpus: usize,
+}
+
+/// One vCPU: its fd and the launch state it is programmed from (re-applied on reset).
+#[derive(Debug)]
+pub struct Vcpu {
+    /// The KVM vCPU.
+    pub fd: VcpuFd,
+    /// vCPU index (also its APIC ID).
+    pub index: usize,
+    /// The state built from its launch VMSA.
+    pub launch: Option<VcpuState>,
+    /// The fidelity report of its launch VMSA.
+    pub fidelity: Option<Fidelity>,
+}
+
+/// A KVM VM. Drop order: vCPUs, then the VM fd, then guest memory.
+#[derive(Debug)]
+pub struct Vm {
+    /// vCPUs, in index order.
+    pub vcpus: Vec<Vcpu>,
+    /// The VM fd.
+    pub fd: VmFd,
+    /// `/dev/kvm`.
+    pub kvm: Kvm,
+    /// What the vCPUs can hold.
+    pub caps: VcpuCaps,
+    /// Guest RAM at GPA 0.
+    pub ram: GuestMemory,
+    /// The firmware, ending at 4 GiB.
+    pub flash: GuestMemory,
+    /// GPA of the first firmware byte.
+    pub flash_base: u64,
+}
+
+/// Largest firmware image mapped (OVMF images are 2 or 4 MiB).
+const MAX_FIRMWARE: usize = 16 << 20;
+
+impl Vm {
+    /// Opens `/dev/kvm`, or says why not.
+    pub fn open_kvm() -> Result<Kvm, VmError> {
+        Kvm::new().map_err(VmError::OpenKvm)
+    }
+
+    /// Creates the VM, its memory and its vCPUs (with the CPUID KVM supports); no vCPU is
+    /// programmed yet.
+    pub fn new(config: &VmConfig) -> Result<Self, VmError> {
+        let kvm = Self::open_kvm()?;
+        let fd = kvm
+            .create_vm()
+            .map_err(|source| VmError::CreateVm { vm_type: 0, source })?;
+        Self::with_vm(kvm, fd, config)
+    }
+
+    /// Like [`Vm::new`], on a VM fd already created (of any type).
+    pub fn with_vm(kvm: Kvm, fd: VmFd, config: &VmConfig) -> Result<Self, VmError> {
+        let fw_len = config.firmware.len();
+        if fw_len == 0 || fw_len % 4096 != 0 || fw_len > MAX_FIRMWARE {
+            return Err(VmError::FirmwareSize(fw_len));
+        }
+        let flash_base = FOUR_GIB - fw_len as u64;
+        if config.ram_size == 0 || config.ram_size % 4096 != 0 || config.ram_size > flash_base {
+            return Err(VmError::RamSize(config.ram_size));
+        }
+        let max = kvm.get_max_vcpus();
+        if config.vcpus == 0 || config.vcpus > max {
+            return Err(VmError::TooManyVcpus {
+                asked: config.vcpus,
+                max,
+            });
+        }
+        let ram = GuestMemory::new(config.ram_size as usize)?;
+        let flash = GuestMemory::new(fw_len)?;
+        flash
+            .write(0, &config.firmware)
+            .ok_or(VmError::FirmwareSize(fw_len))?;
+        let readonly = if kvm.check_extension(Cap::ReadonlyMem) {
+            KVM_MEM_READONLY
+        } else {
+            0
+        };
+        for (slot, gpa, mem, flags) in [(0u32, 0u64, &ram, 0), (1, flash_base, &flash, readonly)] {
+            let region = kvm_userspace_memory_region {
+                slot,
+                flags,
+                guest_phys_addr: gpa,
+                memory_size: mem.len() as u64,
+                userspace_addr: mem.host_addr(),
+            };
+            // SAFETY: the region is backed by `mem`, a live mapping of exactly `memory_size`
+            // bytes owned by the returned `Vm`, which drops the VM fd (and so the slot) before it.
+            unsafe { fd.set_user_memory_region(region) }.map_err(|source| {
+                VmError::MemoryRegion {
+                    slot,
+                    gpa,
+                    size: mem.len() as u64,
+                    source,
+                }
+            })?;
+        }
+
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|source| VmError::Cpuid {
+                ioctl: "KVM_GET_SUPPORTED_CPUID",
+                source,
+            })?;
+        let mut vcpus = Vec::with_capacity(config.vcpus);
+        for index in 0..config.vcpus {
+            let vfd = fd
+                .create_vcpu(index as u64)
+                .map_err(|source| VmError::CreateVcpu { index, source })?;
+            let mut c = cpuid.clone();
+            for e in c.as_mut_slice() {
+                // Leaf 1 EBX[31:24]: initial APIC ID.
+                if e.function == 1 {
+                    e.ebx = (e.ebx & 0x00ff_ffff) | ((index as u32 & 0xff) << 24);
+                }
+            }
+            vfd.set_cpuid2(&c).map_err(|source| VmError::Cpuid {
+                ioctl: "KVM_SET_CPUID2",
+                source,
+            })?;
+            vcpus.push(Vcpu {
+                fd: vfd,
+                index,
+                launch: None,
+                fidelity: None,
+            });
+        }
+        let caps = probe_caps(&kvm, &cpuid, vcpus.first().map(|v| &v.fd))?;
+        Ok(Self {
+            vcpus,
+            fd,
+            kvm,
+            caps,
+            ram,
+            flash,
+            flash_base,
+        })
+    }
+
+    /// The capabilities of vCPU `index` (APIC base with the BSP flag on vCPU 0).
+    pub fn caps_for(&self, index: usize) -> VcpuCaps {
+        let mut c = self.caps.clone();
+        c.apic_base = APIC_BASE_DEFAULT | if index == 0 { APIC_BASE_BSP } else { 0 };
+        c
+    }
+
+    /// Builds the vCPU states from the launch VMSAs (one per vCPU, in order) and their
+    /// fidelity reports. In strict mode a VMSA with any field the vCPU cannot hold is refused
+    /// before any vCPU is touched. Then programs every vCPU; returns the ioctls per vCPU.
+    pub fn program(&mut self, vmsas: &[Vmsa], strict: bool) -> Result<Vec<IoctlCount>, VmError> {
+        if vmsas.len() != self.vcpus.len() {
+            return Err(VmError::VmsaCount {
+                vmsas: vmsas.len(),
+                vcpus: self.vcpus.len(),
+            });
+        }
+        let planned: Vec<(VcpuState, Fidelity)> = vmsas
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VcpuState::from_vmsa(v, &self.caps_for(i)))
+            .collect();
+        if strict {
+            if let Some((vcpu, (_, report))) =
+                planned.iter().enumerate().find(|(_, (_, f))| !f.is_exact())
+            {
+                return Err(VmError::NotExpressible {
+                    vcpu,
+                    report: report.clone(),
+                });
+            }
+        }
+        for (v, (state, fid)) in self.vcpus.iter_mut().zip(planned) {
+            v.launch = Some(state);
+            v.fidelity = Some(fid);
+        }
+        (0..self.vcpus.len()).map(|i| self.reset_vcpu(i)).collect()
+    }
+
+    /// Resets vCPU `index`: re-applies its launch state, as QEMU's `kvm_arch_reset_vcpu` →
+    /// `sev_es_set_reset_vector` → `sev_apply_cpu_context` does on every CPU reset
+    /// (target/i386/kvm/kvm.c, target/i386/sev.c).
+    pub fn reset_vcpu(&self, index: usize) -> Result<IoctlCount, VmError> {
+        let Some(v) = self.vcpus.get(index) else {
+            return Err(VmError::VmsaCount {
+                vmsas: index,
+                vcpus: self.vcpus.len(),
+            });
+        };
+        match &v.launch {
+            Some(state) => Ok(vcpu::apply(&v.fd, index, state)?),
+            None => Ok(IoctlCount(0)),
+        }
+    }
+
+    /// Reads vCPU `index` back into a VMSA (the fields KVM holds; see [`VcpuState::to_vmsa`]).
+    pub fn read_vmsa(&self, index: usize) -> Result<(Vmsa, IoctlCount), VmError> {
+        let v = self.vcpus.get(index).ok_or(VmError::VmsaCount {
+            vmsas: index,
+            vcpus: self.vcpus.len(),
+        })?;
+        let like = match &v.launch {
+            Some(s) => s.clone(),
+            None => {
+                VcpuState::from_vmsa(&zerocopy::FromZeros::new_zeroed(), &self.caps_for(index)).0
+            }
+        };
+        let (state, n) = vcpu::read(&v.fd, index, &like)?;
+        Ok((state.to_vmsa()?, n))
+    }
+
+    /// Copies `data` into guest RAM at `gpa`.
+    pub fn write_ram(&self, gpa: u64, data: &[u8]) -> Result<(), VmError> {
+        usize::try_from(gpa)
+            .ok()
+            .and_then(|o| self.ram.write(o, data))
+            .ok_or(VmError::OutOfRam {
+                gpa,
+                len: data.len(),
+            })
+    }
+
+    /// Runs every vCPU on its own thread until each halts, shuts down, fails, reaches
+    /// `limits.max_exits`, or `limits.timeout` passes.
+    pub fn run(&mut self, limits: RunLimits) -> Result<Vec<VcpuRun>, VmError> {
+        let deadline = Instant::now() + limits.timeout;
+        let flash = (self.flash_base, &self.flash);
+        let n = self.vcpus.len();
+        let threads: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        let done: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .vcpus
+                .iter_mut()
+                .zip(threads.iter().zip(&done))
+                .map(|(v, (tid, done))| {
+                    s.spawn(move || {
+                        // SAFETY: pthread_self has no preconditions.
+                        tid.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
+                        let run = run_vcpu(v, limits, deadline, flash);
+                        done.store(true, Ordering::SeqCst);
+                        run
+                    })
+                })
+                .collect();
+            // No thread is joined before every thread is done, so every pthread_t signalled
+            // below belongs to a live (or finished but unjoined) thread.
+            kick_until_done(&threads, &done, deadline);
+            handles
+                .into_iter()
+                .enumerate()
+                .map(|(i, h)| h.join().map_err(|_| VmError::VcpuThread(i)))
+                .collect()
+        })
+    }
+}
+
+/// Bounds on one run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// Exits per vCPU before it is stopped.
+    pub max_exits: u64,
+    /// Wall time for the whole run.
+    pub timeout: Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            max_exits: 100_000,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One vCPU exit, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exit {
+    /// `OUT` to a port (data zero-extended, little endian).
+    IoOut {
+        /// Port.
+        port: u16,
+        /// Access size in bytes.
+        size: usize,
+        /// Value written.
+        value: u32,
+    },
+    /// `IN` from a port (answered with all ones, as an empty ISA bus does).
+    IoIn {
+        /// Port.
+        port: u16,
+        /// Access size.
+        size: usize,
+    },
+    /// MMIO read (answered with all ones, or with firmware bytes for reads of the flash).
+    MmioRead {
+        /// Address.
+        addr: u64,
+        /// Size.
+        size: usize,
+    },
+    /// MMIO write (ignored).
+    MmioWrite {
+        /// Address.
+        addr: u64,
+        /// Size.
+        size: usize,
+    },
+    /// `HLT`.
+    Hlt,
+    /// Triple fault.
+    Shutdown,
+    /// `KVM_EXIT_FAIL_ENTRY`.
+    FailEntry {
+        /// Hardware entry failure reason.
+        reason: u64,
+    },
+    /// `KVM_EXIT_INTERNAL_ERROR`.
+    InternalError,
+    /// `KVM_EXIT_SYSTEM_EVENT`.
+    SystemEvent {
+        /// Event type.
+        kind: u32,
+    },
+    /// Another exit reason.
+    Other(String),
+}
+
+/// Why a vCPU's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunEnd {
+    /// The vCPU halted.
+    Halted,
+    /// The vCPU triple-faulted.
+    Shutdown,
+    /// An exit the VMM cannot continue from.
+    Failed(Exit),
+    /// `KVM_RUN` failed.
+    RunError(String),
+    /// The exit budget was used up.
+    ExitLimit,
+    /// The wall-time limit passed.
+    Timeout,
+}
+
+impl fmt::Display for RunEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Halted => f.write_str("halted (HLT)"),
+            Self::Shutdown => f.write_str("shutdown (triple fault)"),
+            Self::Failed(e) => write!(f, "failed: {e:?}"),
+            Self::RunError(e) => write!(f, "KVM_RUN failed: {e}"),
+            Self::ExitLimit => f.write_str("stopped after the exit limit"),
+            Self::Timeout => f.write_str("stopped at the time limit"),
+        }
+    }
+}
+
+/// What one vCPU did.
+#[derive(Debug, Clone)]
+pub struct VcpuRun {
+    /// vCPU index.
+    pub index: usize,
+    /// Values written to [`REPORT_PORT`], in order.
+    pub reports: Vec<u32>,
+    /// The first exits (up to 64).
+    pub first_exits: Vec<Exit>,
+    /// The last exit.
+    pub last_exit: Option<Exit>,
+    /// Number of exits.
+    pub exits: u64,
+    /// How it ended.
+    pub end: RunEnd,
+}
+
+/// Signal used to kick vCPU threads out of `KVM_RUN` at the deadline.
+fn kick_signal() -> i32 {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+fn kick_until_done(threads: &[AtomicU64], done: &[AtomicBool], deadline: Instant) {
+    while !done.iter().all(|d| d.load(Ordering::SeqCst)) {
+        if Instant::now() >= deadline {
+            for (tid, d) in threads.iter().zip(done) {
+                let tid = tid.load(Ordering::SeqCst);
+                if tid != 0 && !d.load(Ordering::SeqCst) {
+                    // SAFETY: `tid` is the pthread_t of a vCPU thread of this scope that has not
+                    // been joined (joins happen only after this loop ends); the signal has a
+                    // no-op handler installed by that thread, so it only interrupts KVM_RUN.
+                    unsafe { libc::pthread_kill(tid as libc::pthread_t, kick_signal()) };
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn run_vcpu(
+    v: &mut Vcpu,
+    limits: RunLimits,
+    deadline: Instant,
+    flash: (u64, &GuestMemory),
+) -> VcpuRun {
+    // A no-op handler: the signal only makes KVM_RUN return EINTR.
+    let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick);
+    let mut run = VcpuRun {
+        index: v.index,
+        reports: Vec::new(),
+        first_exits: Vec::new(),
+        last_exit: None,
+        exits: 0,
+        end: RunEnd::ExitLimit,
+    };
+    loop {
+        if run.exits >= limits.max_exits {
+            run.end = RunEnd::ExitLimit;
+            break;
+        }
+        if Instant::now() >= deadline {
+            run.end = RunEnd::Timeout;
+            break;
+        }
+        let exit = match v.fd.run() {
+            Ok(e) => e,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => {
+                run.end = RunEnd::RunError(e.to_string());
+                break;
+            }
+        };
+        let (exit, end) = handle_exit(exit, flash, &mut run.reports);
+        run.exits += 1;
+        if run.first_exits.len() < 64 {
+            run.first_exits.push(exit.clone());
+        }
+        run.last_exit = Some(exit);
+        if let Some(end) = end {
+            run.end = end;
+            break;
+        }
+    }
+    run
+}
+
+fn le_value(data: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    for (d, s) in b.iter_mut().zip(data) {
+        *d = *s;
+    }
+    u32::from_le_bytes(b)
+}
+
+fn handle_exit(
+    exit: VcpuExit<'_>,
+    flash: (u64, &GuestMemory),
+    reports: &mut Vec<u32>,
+) -> (Exit, Option<RunEnd>) {
+    match exit {
+        VcpuExit::IoOut(port, data) => {
+            let value = le_value(data);
+            if port == REPORT_PORT && reports.len() < 4096 {
+                reports.push(value);
+            }
+            (
+                Exit::IoOut {
+                    port,
+                    size: data.len(),
+                    value,
+                },
+                None,
+            )
+        }
+        VcpuExit::IoIn(port, data) => {
+            data.fill(0xff);
+            (
+                Exit::IoIn {
+                    port,
+                    size: data.len(),
+                },
+                None,
+            )
+        }
+        VcpuExit::MmioRead(addr, data) => {
+            // Reads of the read-only flash are served from the image (KVM routes them here only
+            // if the slot could not be mapped); anything else reads as all ones.
+            let (base, mem) = flash;
+            let off = addr.checked_sub(base).and_then(|o| usize::try_from(o).ok());
+            if off.and_then(|o| mem.read(o, data)).is_none() {
+                data.fill(0xff);
+            }
+            (
+                Exit::MmioRead {
+                    addr,
+                    size: data.len(),
+                },
+                None,
+            )
+        }
+        VcpuExit::MmioWrite(addr, data) => (
+            Exit::MmioWrite {
+                addr,
+                size: data.len(),
+            },
+            None,
+        ),
+        VcpuExit::Hlt => (Exit::Hlt, Some(RunEnd::Halted)),
+        VcpuExit::Shutdown => (Exit::Shutdown, Some(RunEnd::Shutdown)),
+        VcpuExit::FailEntry(reason, _) => {
+            let e = Exit::FailEntry { reason };
+            (e.clone(), Some(RunEnd::Failed(e)))
+        }
+        VcpuExit::InternalError => (
+            Exit::InternalError,
+            Some(RunEnd::Failed(Exit::InternalError)),
+        ),
+        VcpuExit::SystemEvent(kind, _) => {
+            let e = Exit::SystemEvent { kind };
+            (e.clone(), Some(RunEnd::Failed(e)))
+        }
+        other => {
+            let e = Exit::Other(format!("{other:?}"));
+            (e.clone(), Some(RunEnd::Failed(e)))
+        }
+    }
+}
+
+/// Finds what the vCPUs can hold: XSAVE/XCR0 from the guest CPUID, and which VMSA MSRs KVM lists
+/// and lets userspace read on a real vCPU.
+fn probe_caps(kvm: &Kvm, cpuid: &CpuId, vcpu: Option<&VcpuFd>) -> Result<VcpuCaps, VmError> {
+    let leaf = |f: u32, i: u32| {
+        cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == f && e.index == i)
+            .copied()
+    };
+    let xsave = leaf(1, 0).is_some_and(|e| e.ecx & (1 << 26) != 0);
+    let supported_xcr0 = leaf(0xd, 0).map_or(1, |e| u64::from(e.eax) | (u64::from(e.edx) << 32));
+    let xcrs = xsave && kvm.check_extension(Cap::Xcrs);
+    let listed = kvm.get_msr_index_list().map_err(VmError::MsrIndexList)?;
+    let mut msrs: Vec<u32> = VMSA_MSRS
+        .iter()
+        .map(|m| m.index)
+        .filter(|i| listed.as_slice().contains(i))
+        .collect();
+    if let Some(vcpu) = vcpu {
+        // KVM_GET_MSRS stops at the first MSR it refuses; drop that one and go on.
+        let mut ok = Vec::with_capacity(msrs.len());
+        for idx in msrs {
+            let entry = [kvm_msr_entry {
+                index: idx,
+                ..Default::default()
+            }];
+            if let Ok(mut m) = Msrs::from_entries(&entry) {
+                if vcpu.get_msrs(&mut m) == Ok(1) {
+                    ok.push(idx);
+                }
+            }
+        }
+        msrs = ok;
+    }
+    // KVM_SET_XSAVE takes a 4 KiB `struct kvm_xsave` unless KVM_CAP_XSAVE2 says the guest state
+    // is bigger (AMX); then vmsa-kvm falls back to KVM_SET_FPU.
+    let xsave2 = kvm.check_extension_int(Cap::Xsave2);
+    let xsave = kvm.check_extension(Cap::Xsave) && xsave2 <= 4096;
+    Ok(VcpuCaps {
+        xcrs,
+        supported_xcr0: if xcrs { supported_xcr0 } else { 1 },
+        msrs,
+        xsave,
+        apic_base: APIC_BASE_DEFAULT,
+    })
+}
