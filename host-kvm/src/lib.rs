@@ -11,4 +11,5 @@ pub mod vcpu;
 pub mod vm;
 
 pub use vm::{Vm, VmConfig, VmError};
+pub mod sev;
 pub mod testfw;

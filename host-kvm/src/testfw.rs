@@ -1,7 +1,7 @@
 //! vmsa's test firmware: tiny guests whose vCPUs report, over an I/O port, the registers they
 //! started with, so a test can check a real vCPU against the VMSA it was programmed from.
 //!
-//! Two programs, each assembled once with GNU as (`as --32`/`as --64`, binutils 2.44) and kept
+//! Two programs, each assembled once with GNU as (`as --32`/`as --64`, binutils 2.40) and kept
 //! here as bytes with the disassembly beside each instruction:
 //!
 //! * [`REAL_MODE_DUMP`] (16-bit): writes EAX, EBX, ECX, EDX, ESI, EDI, EBP, ESP, CR0, CR2, CR3,
@@ -10,7 +10,9 @@
 //!   anything can change it — then overwrites the GPRs with 0xdeadbeef (so that a reset has
 //!   something to undo) and halts.
 //! * [`LONG_MODE_DUMP`] (64-bit): the same for a long-mode vCPU, every 64-bit register as two
-//!   dwords (low, high), plus MXCSR after FCW.
+//!   dwords (low, high); RFLAGS is pushed right after the first `out`, before any instruction
+//!   that changes flags, and RSP is reported as it was at entry. (No MXCSR: `stmxcsr` stops this nested KVM with an internal
+//!   error, so MXCSR is checked by reading the vCPU back instead.)
 //!
 //! [`image`] lays them out as a firmware image that ends at 4 GiB: the reset vector at
 //! 0xfffffff0 jumps to a copy of the real-mode program at [`BSP_ENTRY`], a second copy sits at
@@ -100,136 +102,133 @@ pub const REAL_MODE_DUMP: [u8; 221] = [
 
 /// The long-mode program (source: the right-hand column; `as --64`).
 #[rustfmt::skip]
-pub const LONG_MODE_DUMP: [u8; 357] = [
+pub const LONG_MODE_DUMP: [u8; 350] = [
     0xe7, 0xe0,                                  // 0000: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0002: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0006: out %eax,$0xe0
-    0x48, 0x89, 0xd8,                            // 0008: mov %rbx,%rax
-    0xe7, 0xe0,                                  // 000b: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 000d: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0011: out %eax,$0xe0
-    0x48, 0x89, 0xc8,                            // 0013: mov %rcx,%rax
-    0xe7, 0xe0,                                  // 0016: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0018: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 001c: out %eax,$0xe0
-    0x48, 0x89, 0xd0,                            // 001e: mov %rdx,%rax
-    0xe7, 0xe0,                                  // 0021: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0023: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0027: out %eax,$0xe0
-    0x48, 0x89, 0xf0,                            // 0029: mov %rsi,%rax
-    0xe7, 0xe0,                                  // 002c: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 002e: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0032: out %eax,$0xe0
-    0x48, 0x89, 0xf8,                            // 0034: mov %rdi,%rax
-    0xe7, 0xe0,                                  // 0037: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0039: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 003d: out %eax,$0xe0
-    0x48, 0x89, 0xe8,                            // 003f: mov %rbp,%rax
-    0xe7, 0xe0,                                  // 0042: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0044: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0048: out %eax,$0xe0
-    0x48, 0x89, 0xe0,                            // 004a: mov %rsp,%rax
-    0xe7, 0xe0,                                  // 004d: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 004f: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0053: out %eax,$0xe0
-    0x4c, 0x89, 0xc0,                            // 0055: mov %r8,%rax
-    0xe7, 0xe0,                                  // 0058: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 005a: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 005e: out %eax,$0xe0
-    0x4c, 0x89, 0xc8,                            // 0060: mov %r9,%rax
-    0xe7, 0xe0,                                  // 0063: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0065: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0069: out %eax,$0xe0
-    0x4c, 0x89, 0xd0,                            // 006b: mov %r10,%rax
-    0xe7, 0xe0,                                  // 006e: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0070: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0074: out %eax,$0xe0
-    0x4c, 0x89, 0xd8,                            // 0076: mov %r11,%rax
-    0xe7, 0xe0,                                  // 0079: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 007b: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 007f: out %eax,$0xe0
-    0x4c, 0x89, 0xe0,                            // 0081: mov %r12,%rax
-    0xe7, 0xe0,                                  // 0084: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0086: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 008a: out %eax,$0xe0
-    0x4c, 0x89, 0xe8,                            // 008c: mov %r13,%rax
-    0xe7, 0xe0,                                  // 008f: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 0091: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 0095: out %eax,$0xe0
-    0x4c, 0x89, 0xf0,                            // 0097: mov %r14,%rax
-    0xe7, 0xe0,                                  // 009a: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 009c: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 00a0: out %eax,$0xe0
-    0x4c, 0x89, 0xf8,                            // 00a2: mov %r15,%rax
-    0xe7, 0xe0,                                  // 00a5: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 00a7: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 00ab: out %eax,$0xe0
-    0x0f, 0x20, 0xc0,                            // 00ad: mov %cr0,%rax
-    0xe7, 0xe0,                                  // 00b0: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 00b2: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 00b6: out %eax,$0xe0
-    0x0f, 0x20, 0xd0,                            // 00b8: mov %cr2,%rax
-    0xe7, 0xe0,                                  // 00bb: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 00bd: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 00c1: out %eax,$0xe0
-    0x0f, 0x20, 0xd8,                            // 00c3: mov %cr3,%rax
-    0xe7, 0xe0,                                  // 00c6: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 00c8: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 00cc: out %eax,$0xe0
-    0x0f, 0x20, 0xe0,                            // 00ce: mov %cr4,%rax
-    0xe7, 0xe0,                                  // 00d1: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 00d3: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 00d7: out %eax,$0xe0
-    0x9c,                                        // 00d9: pushf
-    0x58,                                        // 00da: pop %rax
-    0xe7, 0xe0,                                  // 00db: out %eax,$0xe0
-    0x48, 0x8d, 0x05, 0x1c, 0xff, 0xff, 0xff,    // 00dd: lea -0xe4(%rip),%rax # 0 <dump64>
-    0xe7, 0xe0,                                  // 00e4: out %eax,$0xe0
-    0x48, 0xc1, 0xe8, 0x20,                      // 00e6: shr $0x20,%rax
-    0xe7, 0xe0,                                  // 00ea: out %eax,$0xe0
-    0x31, 0xc0,                                  // 00ec: xor %eax,%eax
-    0x66, 0x8c, 0xc8,                            // 00ee: mov %cs,%ax
-    0xe7, 0xe0,                                  // 00f1: out %eax,$0xe0
-    0x66, 0x8c, 0xd8,                            // 00f3: mov %ds,%ax
-    0xe7, 0xe0,                                  // 00f6: out %eax,$0xe0
-    0x66, 0x8c, 0xc0,                            // 00f8: mov %es,%ax
-    0xe7, 0xe0,                                  // 00fb: out %eax,$0xe0
-    0x66, 0x8c, 0xd0,                            // 00fd: mov %ss,%ax
-    0xe7, 0xe0,                                  // 0100: out %eax,$0xe0
-    0x66, 0x8c, 0xe0,                            // 0102: mov %fs,%ax
-    0xe7, 0xe0,                                  // 0105: out %eax,$0xe0
-    0x66, 0x8c, 0xe8,                            // 0107: mov %gs,%ax
-    0xe7, 0xe0,                                  // 010a: out %eax,$0xe0
-    0xb9, 0x80, 0x00, 0x00, 0xc0,                // 010c: mov $0xc0000080,%ecx
-    0x0f, 0x32,                                  // 0111: rdmsr
-    0xe7, 0xe0,                                  // 0113: out %eax,$0xe0
-    0x89, 0xd0,                                  // 0115: mov %edx,%eax
-    0xe7, 0xe0,                                  // 0117: out %eax,$0xe0
-    0xb9, 0x77, 0x02, 0x00, 0x00,                // 0119: mov $0x277,%ecx
-    0x0f, 0x32,                                  // 011e: rdmsr
-    0xe7, 0xe0,                                  // 0120: out %eax,$0xe0
-    0x89, 0xd0,                                  // 0122: mov %edx,%eax
-    0xe7, 0xe0,                                  // 0124: out %eax,$0xe0
-    0x48, 0x83, 0xec, 0x08,                      // 0126: sub $0x8,%rsp
-    0xd9, 0x3c, 0x24,                            // 012a: fnstcw (%rsp)
-    0x31, 0xc0,                                  // 012d: xor %eax,%eax
-    0x66, 0x8b, 0x04, 0x24,                      // 012f: mov (%rsp),%ax
-    0xe7, 0xe0,                                  // 0133: out %eax,$0xe0
-    0x0f, 0xae, 0x1c, 0x24,                      // 0135: stmxcsr (%rsp)
-    0x8b, 0x04, 0x24,                            // 0139: mov (%rsp),%eax
-    0xe7, 0xe0,                                  // 013c: out %eax,$0xe0
-    0x48, 0x83, 0xc4, 0x08,                      // 013e: add $0x8,%rsp
-    0xb8, 0x41, 0x53, 0x4d, 0x56,                // 0142: mov $0x564d5341,%eax
-    0xe7, 0xe0,                                  // 0147: out %eax,$0xe0
-    0x48, 0xb8, 0xef, 0xbe, 0xad, 0xde, 0x00,    // 0149: movabs $0xdeadbeef,%rax
-    0x00, 0x00, 0x00,                            // 0150: 
-    0x48, 0x89, 0xc3,                            // 0153: mov %rax,%rbx
-    0x48, 0x89, 0xc1,                            // 0156: mov %rax,%rcx
-    0x48, 0x89, 0xc2,                            // 0159: mov %rax,%rdx
-    0x49, 0x89, 0xc0,                            // 015c: mov %rax,%r8
-    0x49, 0x89, 0xc7,                            // 015f: mov %rax,%r15
-    0xf4,                                        // 0162: hlt
-    0xeb, 0xfd,                                  // 0163: jmp 162 <dump64+0x162>
+    0x9c,                                        // 0002: pushf
+    0x48, 0xc1, 0xe8, 0x20,                      // 0003: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0007: out %eax,$0xe0
+    0x48, 0x89, 0xd8,                            // 0009: mov %rbx,%rax
+    0xe7, 0xe0,                                  // 000c: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 000e: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0012: out %eax,$0xe0
+    0x48, 0x89, 0xc8,                            // 0014: mov %rcx,%rax
+    0xe7, 0xe0,                                  // 0017: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0019: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 001d: out %eax,$0xe0
+    0x48, 0x89, 0xd0,                            // 001f: mov %rdx,%rax
+    0xe7, 0xe0,                                  // 0022: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0024: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0028: out %eax,$0xe0
+    0x48, 0x89, 0xf0,                            // 002a: mov %rsi,%rax
+    0xe7, 0xe0,                                  // 002d: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 002f: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0033: out %eax,$0xe0
+    0x48, 0x89, 0xf8,                            // 0035: mov %rdi,%rax
+    0xe7, 0xe0,                                  // 0038: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 003a: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 003e: out %eax,$0xe0
+    0x48, 0x89, 0xe8,                            // 0040: mov %rbp,%rax
+    0xe7, 0xe0,                                  // 0043: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0045: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0049: out %eax,$0xe0
+    0x48, 0x8d, 0x44, 0x24, 0x08,                // 004b: lea 0x8(%rsp),%rax
+    0xe7, 0xe0,                                  // 0050: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0052: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0056: out %eax,$0xe0
+    0x4c, 0x89, 0xc0,                            // 0058: mov %r8,%rax
+    0xe7, 0xe0,                                  // 005b: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 005d: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0061: out %eax,$0xe0
+    0x4c, 0x89, 0xc8,                            // 0063: mov %r9,%rax
+    0xe7, 0xe0,                                  // 0066: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0068: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 006c: out %eax,$0xe0
+    0x4c, 0x89, 0xd0,                            // 006e: mov %r10,%rax
+    0xe7, 0xe0,                                  // 0071: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0073: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0077: out %eax,$0xe0
+    0x4c, 0x89, 0xd8,                            // 0079: mov %r11,%rax
+    0xe7, 0xe0,                                  // 007c: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 007e: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0082: out %eax,$0xe0
+    0x4c, 0x89, 0xe0,                            // 0084: mov %r12,%rax
+    0xe7, 0xe0,                                  // 0087: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0089: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 008d: out %eax,$0xe0
+    0x4c, 0x89, 0xe8,                            // 008f: mov %r13,%rax
+    0xe7, 0xe0,                                  // 0092: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 0094: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 0098: out %eax,$0xe0
+    0x4c, 0x89, 0xf0,                            // 009a: mov %r14,%rax
+    0xe7, 0xe0,                                  // 009d: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 009f: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00a3: out %eax,$0xe0
+    0x4c, 0x89, 0xf8,                            // 00a5: mov %r15,%rax
+    0xe7, 0xe0,                                  // 00a8: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00aa: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00ae: out %eax,$0xe0
+    0x0f, 0x20, 0xc0,                            // 00b0: mov %cr0,%rax
+    0xe7, 0xe0,                                  // 00b3: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00b5: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00b9: out %eax,$0xe0
+    0x0f, 0x20, 0xd0,                            // 00bb: mov %cr2,%rax
+    0xe7, 0xe0,                                  // 00be: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00c0: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00c4: out %eax,$0xe0
+    0x0f, 0x20, 0xd8,                            // 00c6: mov %cr3,%rax
+    0xe7, 0xe0,                                  // 00c9: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00cb: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00cf: out %eax,$0xe0
+    0x0f, 0x20, 0xe0,                            // 00d1: mov %cr4,%rax
+    0xe7, 0xe0,                                  // 00d4: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00d6: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00da: out %eax,$0xe0
+    0x58,                                        // 00dc: pop %rax
+    0xe7, 0xe0,                                  // 00dd: out %eax,$0xe0
+    0x48, 0x8d, 0x05, 0x1a, 0xff, 0xff, 0xff,    // 00df: lea -0xe6(%rip),%rax # 0 <dump64>
+    0xe7, 0xe0,                                  // 00e6: out %eax,$0xe0
+    0x48, 0xc1, 0xe8, 0x20,                      // 00e8: shr $0x20,%rax
+    0xe7, 0xe0,                                  // 00ec: out %eax,$0xe0
+    0x31, 0xc0,                                  // 00ee: xor %eax,%eax
+    0x66, 0x8c, 0xc8,                            // 00f0: mov %cs,%ax
+    0xe7, 0xe0,                                  // 00f3: out %eax,$0xe0
+    0x66, 0x8c, 0xd8,                            // 00f5: mov %ds,%ax
+    0xe7, 0xe0,                                  // 00f8: out %eax,$0xe0
+    0x66, 0x8c, 0xc0,                            // 00fa: mov %es,%ax
+    0xe7, 0xe0,                                  // 00fd: out %eax,$0xe0
+    0x66, 0x8c, 0xd0,                            // 00ff: mov %ss,%ax
+    0xe7, 0xe0,                                  // 0102: out %eax,$0xe0
+    0x66, 0x8c, 0xe0,                            // 0104: mov %fs,%ax
+    0xe7, 0xe0,                                  // 0107: out %eax,$0xe0
+    0x66, 0x8c, 0xe8,                            // 0109: mov %gs,%ax
+    0xe7, 0xe0,                                  // 010c: out %eax,$0xe0
+    0xb9, 0x80, 0x00, 0x00, 0xc0,                // 010e: mov $0xc0000080,%ecx
+    0x0f, 0x32,                                  // 0113: rdmsr
+    0xe7, 0xe0,                                  // 0115: out %eax,$0xe0
+    0x89, 0xd0,                                  // 0117: mov %edx,%eax
+    0xe7, 0xe0,                                  // 0119: out %eax,$0xe0
+    0xb9, 0x77, 0x02, 0x00, 0x00,                // 011b: mov $0x277,%ecx
+    0x0f, 0x32,                                  // 0120: rdmsr
+    0xe7, 0xe0,                                  // 0122: out %eax,$0xe0
+    0x89, 0xd0,                                  // 0124: mov %edx,%eax
+    0xe7, 0xe0,                                  // 0126: out %eax,$0xe0
+    0x48, 0x83, 0xec, 0x08,                      // 0128: sub $0x8,%rsp
+    0xd9, 0x3c, 0x24,                            // 012c: fnstcw (%rsp)
+    0x31, 0xc0,                                  // 012f: xor %eax,%eax
+    0x66, 0x8b, 0x04, 0x24,                      // 0131: mov (%rsp),%ax
+    0xe7, 0xe0,                                  // 0135: out %eax,$0xe0
+    0x48, 0x83, 0xc4, 0x08,                      // 0137: add $0x8,%rsp
+    0xb8, 0x41, 0x53, 0x4d, 0x56,                // 013b: mov $0x564d5341,%eax
+    0xe7, 0xe0,                                  // 0140: out %eax,$0xe0
+    0x48, 0xb8, 0xef, 0xbe, 0xad, 0xde, 0x00,    // 0142: movabs $0xdeadbeef,%rax
+    0x00, 0x00, 0x00,                            // 0149: 
+    0x48, 0x89, 0xc3,                            // 014c: mov %rax,%rbx
+    0x48, 0x89, 0xc1,                            // 014f: mov %rax,%rcx
+    0x48, 0x89, 0xc2,                            // 0152: mov %rax,%rdx
+    0x49, 0x89, 0xc0,                            // 0155: mov %rax,%r8
+    0x49, 0x89, 0xc7,                            // 0158: mov %rax,%r15
+    0xf4,                                        // 015b: hlt
+    0xeb, 0xfd,                                  // 015c: jmp 15b <dump64+0x15b>
 ];
 
 /// Size of the test firmware image: 128 KiB, mapped at 0xfffe0000..4 GiB.
@@ -304,7 +303,7 @@ pub const LONG_MODE_REPORT: &[&str] = &[
     "r9_lo", "r9_hi", "r10_lo", "r10_hi", "r11_lo", "r11_hi", "r12_lo", "r12_hi", "r13_lo",
     "r13_hi", "r14_lo", "r14_hi", "r15_lo", "r15_hi", "cr0_lo", "cr0_hi", "cr2_lo", "cr2_hi",
     "cr3_lo", "cr3_hi", "cr4_lo", "cr4_hi", "rflags", "rip_lo", "rip_hi", "cs", "ds", "es", "ss",
-    "fs", "gs", "efer_lo", "efer_hi", "pat_lo", "pat_hi", "fcw", "mxcsr", "marker",
+    "fs", "gs", "efer_lo", "efer_hi", "pat_lo", "pat_hi", "fcw", "marker",
 ];
 
 /// The marker both programs write last (`"ASMV"` little endian).
@@ -370,7 +369,7 @@ pub fn long_mode_expected(v: &vmsa_core::Vmsa) -> Vec<(&'static str, u32)> {
         v.g_pat as u32,
         (v.g_pat >> 32) as u32,
     ]);
-    values.extend([u32::from(v.x87_fcw), v.mxcsr, MARKER]);
+    values.extend([u32::from(v.x87_fcw), MARKER]);
     LONG_MODE_REPORT.iter().copied().zip(values).collect()
 }
 

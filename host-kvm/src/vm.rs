@@ -124,7 +124,7 @@ pub enum VmError {
         /// The first vCPU whose VMSA is not expressible.
         vcpu: usize,
         /// Its fidelity report.
-        report: Fidelity,
+        report: Box<Fidelity>,
     },
     /// A vCPU ioctl failed.
     #[error(transparent)]
@@ -198,9 +198,11 @@ impl GuestMemory {
         if end > self.size {
             return None;
         }
-        // SAFETY: `offset..end` is inside the mapping (checked above); `copy` tolerates the guest
-        // writing the same bytes concurrently (they are plain memory, no references are formed).
-        unsafe { std::ptr::copy(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        // SAFETY: `offset < end <= size`, so the result stays inside the one mapping.
+        let dst = unsafe { self.ptr.as_ptr().add(offset) };
+        // SAFETY: `dst..dst + len` is inside the mapping (checked above); `copy` tolerates the
+        // guest writing the same bytes concurrently (plain memory, no references are formed).
+        unsafe { std::ptr::copy(data.as_ptr(), dst, data.len()) };
         Some(())
     }
 
@@ -210,9 +212,11 @@ impl GuestMemory {
         if end > self.size {
             return None;
         }
-        // SAFETY: `offset..end` is inside the mapping (checked above); bytes are copied out
+        // SAFETY: `offset < end <= size`, so the result stays inside the one mapping.
+        let src = unsafe { self.ptr.as_ptr().add(offset) };
+        // SAFETY: `src..src + len` is inside the mapping (checked above); bytes are copied out
         // without forming a reference to guest-writable memory.
-        unsafe { std::ptr::copy(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        unsafe { std::ptr::copy(src, buf.as_mut_ptr(), buf.len()) };
         Some(())
     }
 }
@@ -409,7 +413,7 @@ impl Vm {
             {
                 return Err(VmError::NotExpressible {
                     vcpu,
-                    report: report.clone(),
+                    report: Box::new(report.clone()),
                 });
             }
         }
