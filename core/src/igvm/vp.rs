@@ -1,0 +1,1 @@
+//! VP contexts as per-vCPU launch VMSAs (in progress).
