@@ -1,0 +1,383 @@
+//! Where the peers are wrong, we refuse or are right:
+//! - sev-snp-measure 0.0.13 measures SNP for firmware without `ASEV` metadata (Debian's
+//!   `OVMF_CODE_4M.fd`); we refuse it, as QEMU does ("Failed to locate SEV metadata header").
+//! - sev-snp-measure crashes (`AttributeError`) for several vCPUs and reset address 0; we refuse
+//!   with a reason (QEMU: "SEV-ES reset address is zero").
+//! - sev-snp-measure 0.0.13 silently ignores `--vcpu-sig 0`; 0 is a valid signature here.
+//! - QEMU loads the TR base from the LDTR base (`sev_apply_cpu_context`); the fidelity check
+//!   flags it and the KVM model of a direct VMM does not have it.
+//! - The kvm profile and the model of what KVM makes of QEMU's state agree with the tool where
+//!   the tool has values, and the legacy init (QEMU's `sev-guest` default) differs from what the
+//!   tool assumes (FCW/MXCSR 0).
+use std::process::Command;
+use vmsa_core::flags::SevFeatures;
+use vmsa_core::kvm_model::{
+    FidelityParams, INITIAL_VMSA_GPA, KvmParams, Origin, VmInit, VmmPath, check_vmsa,
+};
+use vmsa_core::ovmf::{self, OvmfImage, Section, SectionType, TableEntry};
+use vmsa_core::reset::{CpuSignature, LaunchConfig, LaunchError, SevMode, VmmType, launch_vmsas};
+
+fn peer_installed() -> bool {
+    let ok = Command::new("sev-snp-measure")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED (peer part): sev-snp-measure not installed (pip install sev-snp-measure==0.0.13)"
+        );
+    }
+    ok
+}
+
+fn write_image(
+    entries: &[TableEntry<'_>],
+    md: Option<&[Section]>,
+) -> (tempdir::Dir, std::path::PathBuf) {
+    let mut img = vec![0u8; 4096];
+    ovmf::build(&mut img, entries, md).unwrap();
+    let dir = tempdir::Dir::new();
+    let path = dir.0.join("fw.fd");
+    std::fs::write(&path, &img).unwrap();
+    (dir, path)
+}
+
+/// A throwaway directory under the target dir, removed on drop.
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "vmsa-reset-peers-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn epyc() -> CpuSignature {
+    CpuSignature::named("EPYC-v4").unwrap()
+}
+
+#[test]
+fn snp_without_metadata_is_refused_where_sev_snp_measure_measures_it() {
+    let (dir, path) = write_image(
+        &[TableEntry::SevEsResetBlock {
+            reset_addr: 0x808004,
+        }],
+        None,
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let fw = OvmfImage::parse(&bytes).unwrap();
+    let cfg = LaunchConfig::new(SevMode::Snp, 2, epyc(), VmmType::Qemu);
+    assert_eq!(launch_vmsas(&fw, &cfg), Err(LaunchError::NoSevMetadata));
+    // SEV-ES needs no metadata.
+    let es = LaunchConfig::new(SevMode::SevEs, 2, epyc(), VmmType::Qemu);
+    assert!(launch_vmsas(&fw, &es).is_ok());
+    if peer_installed() {
+        let out = Command::new("sev-snp-measure")
+            .args([
+                "--mode",
+                "snp",
+                "--vcpus",
+                "2",
+                "--vcpu-type",
+                "EPYC-v4",
+                "--dump-vmsa",
+                "--ovmf",
+            ])
+            .arg(&path)
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sev-snp-measure 0.0.13 measures it (the peer defect)"
+        );
+        assert!(dir.0.join("vmsa1.bin").exists());
+    }
+    let cli = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .args([
+            "reset",
+            "--mode",
+            "snp",
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            "EPYC-v4",
+            "--ovmf",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(cli.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("ASEV"));
+}
+
+#[test]
+fn debian_4m_image_is_refused_for_snp() {
+    let Ok(bytes) = std::fs::read("/usr/share/OVMF/OVMF_CODE_4M.fd") else {
+        eprintln!("SKIPPED: /usr/share/OVMF/OVMF_CODE_4M.fd not installed");
+        return;
+    };
+    let fw = OvmfImage::parse(&bytes).unwrap();
+    let cfg = LaunchConfig::new(SevMode::Snp, 1, epyc(), VmmType::Qemu);
+    assert_eq!(launch_vmsas(&fw, &cfg), Err(LaunchError::NoSevMetadata));
+}
+
+#[test]
+fn zero_reset_address_is_refused_where_sev_snp_measure_crashes() {
+    let secs = [Section::new(0x800000, 0x1000, SectionType::SNP_SECRETS)];
+    let (dir, path) = write_image(
+        &[TableEntry::SevEsResetBlock { reset_addr: 0 }],
+        Some(&secs),
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let fw = OvmfImage::parse(&bytes).unwrap();
+    let one = LaunchConfig::new(SevMode::Snp, 1, epyc(), VmmType::Qemu);
+    assert!(
+        launch_vmsas(&fw, &one).is_ok(),
+        "one vCPU needs no AP reset address"
+    );
+    let two = LaunchConfig::new(SevMode::Snp, 2, epyc(), VmmType::Qemu);
+    let e = launch_vmsas(&fw, &two).unwrap_err();
+    assert!(
+        matches!(e, LaunchError::ZeroResetAddress { vcpus: 2, .. }),
+        "{e}"
+    );
+    if peer_installed() {
+        let out = Command::new("sev-snp-measure")
+            .args([
+                "--mode",
+                "snp",
+                "--vcpus",
+                "2",
+                "--vcpu-type",
+                "EPYC-v4",
+                "--dump-vmsa",
+                "--ovmf",
+            ])
+            .arg(&path)
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("AttributeError"),
+            "the peer crashes instead of explaining"
+        );
+    }
+}
+
+#[test]
+fn launch_refusals() {
+    let secs = [Section::new(0x800000, 0x1000, SectionType::SNP_SECRETS)];
+    let mut img = vec![0u8; 4096];
+    ovmf::build(&mut img, &[], Some(&secs)).unwrap();
+    let fw = OvmfImage::parse(&img).unwrap();
+    let mut cfg = LaunchConfig::new(SevMode::Snp, 0, epyc(), VmmType::Qemu);
+    assert_eq!(launch_vmsas(&fw, &cfg), Err(LaunchError::NoVcpus));
+    cfg.vcpus = 4097;
+    assert_eq!(
+        launch_vmsas(&fw, &cfg),
+        Err(LaunchError::TooManyVcpus {
+            vcpus: 4097,
+            max: 4096
+        })
+    );
+    cfg.vcpus = 2;
+    assert_eq!(
+        launch_vmsas(&fw, &cfg),
+        Err(LaunchError::NoResetBlock { vcpus: 2 })
+    );
+    cfg.vcpus = 1;
+    cfg.guest_features = SevFeatures::DEBUG_SWAP;
+    assert_eq!(
+        launch_vmsas(&fw, &cfg),
+        Err(LaunchError::SnpActiveMissing(0x20))
+    );
+    let mut es = LaunchConfig::new(SevMode::SevEs, 1, epyc(), VmmType::Qemu);
+    es.guest_features = SevFeatures::SNP_ACTIVE;
+    assert_eq!(
+        launch_vmsas(&fw, &es),
+        Err(LaunchError::SnpActiveWithoutSnp(1))
+    );
+    // Unknown section types are refused for SNP.
+    let odd = [Section::new(0x800000, 0x1000, SectionType(0x42))];
+    let mut img = vec![0u8; 4096];
+    ovmf::build(&mut img, &[], Some(&odd)).unwrap();
+    let fw = OvmfImage::parse(&img).unwrap();
+    cfg.guest_features = SevFeatures::SNP_ACTIVE;
+    assert!(matches!(
+        launch_vmsas(&fw, &cfg),
+        Err(LaunchError::Firmware(ovmf::OvmfError::UnknownSectionType {
+            section_type: 0x42,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn vcpu_sig_zero_is_a_signature() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
+    ))
+    .unwrap();
+    let fw = OvmfImage::parse(&bytes).unwrap();
+    let launch = launch_vmsas(
+        &fw,
+        &LaunchConfig::new(SevMode::Snp, 1, CpuSignature(0), VmmType::Qemu),
+    )
+    .unwrap();
+    assert_eq!(launch.bsp().rdx, 0);
+    // The CLI takes it too (sev-snp-measure 0.0.13 treats 0 as "not given" and fails).
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .args([
+            "reset",
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--vcpu-sig",
+            "0",
+            "--json",
+            "--ovmf",
+        ])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"rdx\""));
+}
+
+/// QEMU's `sev_apply_cpu_context` loads TR with the LDTR base: a VMSA whose TR base differs
+/// passes QEMU's check but launches with another page. Our check says so; a direct VMM (and
+/// our own launch VMSAs, which always have both bases 0) do not have the problem.
+#[test]
+fn qemu_tr_base_bug_is_flagged() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
+    ))
+    .unwrap();
+    let fw = OvmfImage::parse(&bytes).unwrap();
+    let launch = launch_vmsas(
+        &fw,
+        &LaunchConfig::new(SevMode::Snp, 2, epyc(), VmmType::Qemu),
+    )
+    .unwrap();
+    let qemu = FidelityParams {
+        mode: SevMode::Snp,
+        kvm: KvmParams::default(),
+        path: VmmPath::Qemu,
+    };
+    for (_, page) in launch.pages() {
+        assert!(
+            check_vmsa(page, INITIAL_VMSA_GPA, 1, &qemu).is_exact(),
+            "our launch VMSAs are reproducible through QEMU"
+        );
+    }
+    let mut igvm_like = launch.bsp().clone();
+    igvm_like.tr.base = 0x5000;
+    let f = check_vmsa(&igvm_like, INITIAL_VMSA_GPA, 1, &qemu);
+    assert!(f.refusals().is_empty(), "QEMU accepts it");
+    let finding = f.findings().next().unwrap();
+    assert_eq!(
+        (finding.field.name, finding.origin),
+        ("tr", Origin::Programmed)
+    );
+    assert!(finding.reason().contains("LDTR"));
+    assert_eq!(
+        f.reproduced().tr.base,
+        0,
+        "QEMU would launch it with the LDTR base"
+    );
+    let direct = FidelityParams {
+        path: VmmPath::Direct,
+        ..qemu
+    };
+    assert!(check_vmsa(&igvm_like, INITIAL_VMSA_GPA, 1, &direct).is_exact());
+}
+
+/// sev-snp-measure's QEMU values assume `KVM_SEV_INIT2`; QEMU's `sev-guest` default is the legacy
+/// init, where KVM puts no FPU state in the VMSA. We model both.
+#[test]
+fn legacy_init_differs_from_what_the_tool_assumes() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
+    ))
+    .unwrap();
+    let fw = OvmfImage::parse(&bytes).unwrap();
+    let mut cfg = LaunchConfig::new(SevMode::SevEs, 2, epyc(), VmmType::Qemu);
+    let init2 = launch_vmsas(&fw, &cfg).unwrap();
+    cfg.kvm.init = VmInit::Legacy;
+    let legacy = launch_vmsas(&fw, &cfg).unwrap();
+    let diffs: Vec<_> = vmsa_core::vmsa::diff(init2.bsp(), legacy.bsp())
+        .map(|d| d.field.name)
+        .collect();
+    assert_eq!(diffs, ["mxcsr", "x87_fcw"]);
+    assert_eq!((init2.bsp().x87_fcw, legacy.bsp().x87_fcw), (0x37f, 0));
+}
+
+/// The kvm profile: KVM's own reset values on the BSP; on an AP the VMM's KVM_GET_SREGS /
+/// KVM_SET_SREGS round trip sets the accessed bit of DS/ES/FS/GS.
+#[test]
+fn kvm_profile_values() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
+    ))
+    .unwrap();
+    let fw = OvmfImage::parse(&bytes).unwrap();
+    let launch = launch_vmsas(
+        &fw,
+        &LaunchConfig::new(SevMode::Snp, 2, CpuSignature(0), VmmType::Kvm),
+    )
+    .unwrap();
+    let (bsp, ap) = (launch.bsp(), launch.ap().unwrap());
+    assert_eq!(
+        (
+            bsp.cs.attrib.bits(),
+            bsp.ds.attrib.bits(),
+            bsp.ss.attrib.bits(),
+            bsp.tr.attrib.bits()
+        ),
+        (0x9a, 0x92, 0x92, 0x83)
+    );
+    assert_eq!(
+        (
+            ap.cs.attrib.bits(),
+            ap.ds.attrib.bits(),
+            ap.ss.attrib.bits(),
+            ap.tr.attrib.bits()
+        ),
+        (0x9a, 0x93, 0x92, 0x83)
+    );
+    assert_eq!(
+        (bsp.rdx, bsp.x87_fcw, bsp.mxcsr, bsp.cr0, bsp.efer, bsp.cr4),
+        (0x600, 0x37f, 0x1f80, 0x10, 0x1000, 0x40)
+    );
+    assert_eq!(
+        (ap.cs.base, ap.rip, ap.cs.selector),
+        (0x800000, 0xb004, 0xf000)
+    );
+}
