@@ -46,18 +46,6 @@ pub fn run(args: &Args) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The main job while nothing else is built in: inspect a built-in reset-state sample page.
-pub fn run_builtin() -> CmdResult {
-    use vmsa_core::{SegmentAttributes, VmcbSegment};
-    use zerocopy::FromZeros;
-    let mut v = Vmsa::new_zeroed();
-    v.cs = VmcbSegment::new(0xf000, SegmentAttributes::CODE_16BIT_RESET, 0xffff, 0xffff_0000);
-    v.rip = 0xfff0;
-    println!("built-in sample VMSA (BSP at the reset vector):");
-    print_vmsa(&v, false);
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Prints a VMSA as text or JSON.
 pub fn print_vmsa(vmsa: &Vmsa, json: bool) {
     if json {

@@ -84,6 +84,12 @@ pub struct Args {
     /// List every measured item (kind, GPA, page type, contents hash, digest after it).
     #[arg(long)]
     pub explain: bool,
+    /// IGVM: measure NORMAL pages without data as ZERO pages (igvmmeasure `--native-zero`).
+    #[arg(long, requires = "igvm")]
+    pub native_zero: bool,
+    /// IGVM: report the digest even when the file's SNP_ID_BLOCK expects another one.
+    #[arg(long, requires = "igvm")]
+    pub ignore_idblock: bool,
 }
 
 /// A measurement mode.
@@ -190,6 +196,8 @@ fn resolve(args: &Args) -> Result<Request, Failure> {
     let vmm = VmmType::from_name(&args.vmm_type)
         .ok_or_else(|| usage(format!("unknown VMM type '{}' (QEMU, ec2, gce, kvm)", args.vmm_type)))?;
     let vcpus = match (mode, args.vcpus) {
+        // An IGVM file carries its own VP contexts.
+        (_, v) if args.igvm.is_some() => v.unwrap_or(1),
         (Mode::Sev | Mode::SnpOvmfHash, v) => v.unwrap_or(1),
         (_, Some(v)) => v,
         (_, None) => {
@@ -215,7 +223,7 @@ fn resolve(args: &Args) -> Result<Request, Failure> {
         CpuSignature(u32::try_from(sig).map_err(|_| usage(format!("--vcpu-sig {sig:#x} does not fit in 32 bits")))?)
     } else if let Some(name) = &args.vcpu_type {
         CpuSignature::named(name).map_err(|_| usage(format!("unknown --vcpu-type '{name}'")))?
-    } else if vmm == VmmType::Qemu && matches!(mode, Mode::SevEs | Mode::Snp) {
+    } else if vmm == VmmType::Qemu && matches!(mode, Mode::SevEs | Mode::Snp) && args.igvm.is_none() {
         return Err(usage(format!(
             "missing --vcpu-type or --vcpu-sig or --vcpu-family in guest mode '{}'",
             mode_arg(mode)
@@ -359,14 +367,18 @@ impl Firmware {
 
 fn measure(args: &Args) -> Result<(), Failure> {
     let req = resolve(args)?;
-    if let Some(igvm) = &args.igvm {
-        return super::measure_igvm::run(args, igvm, req.mode_for_igvm()).map_err(fail);
+    let mut items = Items {
+        keep: args.explain || args.json,
+        items: Vec::new(),
+    };
+    if let Some(path) = &args.igvm {
+        let digest = measure_igvm(args, &req, path, &mut items)?;
+        return print(args, &req, &digest, &items.items);
     }
     let path = args.ovmf.as_deref().ok_or_else(|| usage("--ovmf PATH is required"))?;
     let fw_file = Firmware::open(path)?;
     let fw = fw_file.parsed()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut items = Items { keep: args.explain || args.json, items: Vec::new() };
     let mut vmsas: Option<LaunchVmsas> = None;
     let digest: Vec<u8> = match req.mode {
         Mode::Sev | Mode::SevEs => {
@@ -426,16 +438,52 @@ fn measure(args: &Args) -> Result<(), Failure> {
             }
         }
     }
+    print(args, &req, &digest, &items.items)
+}
+
+/// The IGVM digest of the platform the mode names (snp: SEV_SNP, seves: SEV_ES, sev: SEV).
+fn measure_igvm(args: &Args, req: &Request, path: &Path, items: &mut Items) -> Result<Vec<u8>, Failure> {
+    use vmsa_core::igvm::{IgvmFile, PlatformChoice};
+    use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
+    let name = match req.mode {
+        Mode::Snp => "snp",
+        Mode::SevEs => "sev-es",
+        Mode::Sev => "sev",
+        Mode::SnpOvmfHash => return Err(usage("snp:ovmf-hash measures OVMF firmware, not IGVM files")),
+    };
+    let platform_type = vmsa_core::igvm::platform_from_name(name).expect("a known platform name");
+    if args.dump_vmsa || args.kernel.is_some() || args.snp_ovmf_hash.is_some() {
+        return Err(usage("--dump-vmsa, --kernel and --snp-ovmf-hash apply to OVMF firmware, not to --igvm (use `vmsa reset --igvm`)"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let file = IgvmFile::parse(&bytes).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let platform = file
+        .select(PlatformChoice::Only(platform_type))
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let options = IgvmOptions { native_zero: args.native_zero };
+    let d = igvm_launch_digest(&file, &platform, options, items).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    if d.id_block_mismatch() && !args.ignore_idblock {
+        return Err(fail(format!(
+            "{}: the calculated measurement {} does not match the SNP_ID_BLOCK's expected {} (use --ignore-idblock to print it anyway)",
+            path.display(),
+            hex(d.bytes()),
+            hex(&d.id_block_ld.unwrap_or([0; 48]))
+        )));
+    }
+    Ok(d.bytes().to_vec())
+}
+
+fn print(args: &Args, req: &Request, digest: &[u8], items: &[MeasuredItem]) -> Result<(), Failure> {
     let text = match (req.mode, args.output_format) {
         // sev-snp-measure prints the ovmf hash as hex whatever the format.
         (Mode::SnpOvmfHash, _) | (_, OutputFormat::Hex) => hex(&digest),
         (_, OutputFormat::Base64) => base64(&digest),
     };
     if args.json {
-        print_json(args, &req, &text, &items.items);
+        print_json(args, req, &text, items);
     } else {
         if args.explain {
-            print_explain(&items.items);
+            print_explain(items);
         }
         if args.verbose && req.mode != Mode::SnpOvmfHash {
             println!("Calculated {} guest measurement: {text}", req.mode.peer_name());
@@ -444,12 +492,6 @@ fn measure(args: &Args) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-impl Request {
-    fn mode_for_igvm(&self) -> Mode {
-        self.mode
-    }
 }
 
 /// The launch VMSAs, refusing what QEMU refuses: SEV-ES and SNP need the SEV-ES reset block

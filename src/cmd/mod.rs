@@ -4,7 +4,6 @@ pub mod inspect;
 pub mod inspect_igvm;
 pub mod inspect_ovmf;
 pub mod measure;
-pub mod measure_igvm;
 pub mod reset;
 pub mod run;
 

@@ -11,6 +11,7 @@
 //! the chain step ([`snp::SnpDigest::update_with_contents`]), so a hosted caller can hash pages on
 //! several cores and chain them in order.
 
+pub mod igvm;
 pub mod ovmf;
 #[cfg(feature = "std")]
 pub mod parallel;

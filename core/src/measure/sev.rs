@@ -167,6 +167,16 @@ impl<O: Observer> SevDigest<O> {
         self.report(ItemKind::Vmsa { cpu }, 4096, Sha256::digest(vmsa.as_bytes()).into());
     }
 
+    /// Hashes bytes without reporting them.
+    pub(crate) fn update_raw(&mut self, data: &[u8]) {
+        self.hash.update(data);
+    }
+
+    /// Reports an item to the observer.
+    pub(crate) fn observe(&mut self, item: &MeasuredItem) {
+        self.observer.measured(item);
+    }
+
     fn report(&mut self, kind: ItemKind, len: u64, sha256: [u8; 32]) {
         let mut contents = [0u8; 48];
         contents[..32].copy_from_slice(&sha256);

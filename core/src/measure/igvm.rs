@@ -1,0 +1,244 @@
+//! Launch digests of IGVM files.
+//!
+//! SNP follows the `igvm` crate's `measurement::generate_snp_measurement` (0.5, feature `corim`),
+//! which is also coconut-svsm `igvmmeasure`'s algorithm, directive by directive in file order for
+//! the selected platform's compatibility mask:
+//!
+//! | directive | measured as |
+//! |---|---|
+//! | `PAGE_DATA` NORMAL with data | NORMAL, SHA-384 of the 4 KiB |
+//! | `PAGE_DATA` NORMAL without data | NORMAL of a zero page (spec: "a normal measured page of zeros"), or ZERO with [`IgvmOptions::native_zero`] |
+//! | `PAGE_DATA` with the `unmeasured` flag | UNMEASURED |
+//! | `PAGE_DATA` SECRETS / CPUID_DATA / CPUID_XF | SECRETS / CPUID |
+//! | `PAGE_DATA` with the `shared` flag | nothing (host-visible memory is not launched) |
+//! | `PARAMETER_INSERT` | UNMEASURED, every page of the area |
+//! | `VP_CONTEXT` (SEV-ES/SNP VMSA) | VMSA at the directive's GPA |
+//! | `SNP_ID_BLOCK` | its `ld` is compared with the result |
+//!
+//! Where the peers disagree, and what we do:
+//! - igvmmeasure (coconut-svsm `tools/igvmmeasure`) measures a `PARAMETER_INSERT` as **one** page
+//!   whatever the area size, while QEMU (`qigvm_directive_parameter_insert` →
+//!   `set_guest_state(…, UNMEASURED)` over the whole area) and the `igvm` crate measure every page.
+//!   igvmmeasure is wrong for areas over 4 KiB; we measure every page.
+//! - igvmmeasure measures `shared` pages and does not check a VP context's mask; the `igvm` crate
+//!   skips shared pages and filters by mask. We follow the `igvm` crate.
+//! - 2 MiB pages are measured as one 4 KiB page by the `igvm` crate and as 512 pages by
+//!   igvmmeasure; KVM's `SNP_LAUNCH_UPDATE` of a 2 MiB region would measure 512. We refuse them
+//!   ([`IgvmMeasureError::LargePage`]) rather than pick one.
+//!
+//! SEV and SEV-ES use one SHA-256 as igvmmeasure does: the data of every measured page (a page
+//! without data adds nothing) and, for SEV-ES, each VMSA page in directive order.
+
+use super::sev::SevDigest;
+use super::snp::{PAGE_SIZE, PageType, SnpDigest, sha384, sha384_zero_page};
+use super::{ItemKind, MeasuredItem, Observer};
+use crate::igvm::{Header, IgvmFile, MAX_PARAMETER_AREAS, Platform, VpContextData};
+use igvm_defs::{IgvmPageDataType, IgvmPlatformType};
+
+/// Options of the IGVM digest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IgvmOptions {
+    /// Measure NORMAL pages without data as ZERO pages (igvmmeasure `--native-zero`) instead of
+    /// NORMAL pages of zeros.
+    pub native_zero: bool,
+}
+
+/// An IGVM file cannot be measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IgvmMeasureError {
+    /// A 2 MiB `PAGE_DATA`; see the module docs.
+    #[error("IGVM header {header_index}: 2 MiB page at GPA {gpa:#x}: the peers measure 2 MiB pages differently (igvm: one 4 KiB page, igvmmeasure: 512 pages), so it is refused")]
+    LargePage {
+        /// Header index.
+        header_index: u32,
+        /// Its GPA.
+        gpa: u64,
+    },
+    /// A `PARAMETER_INSERT` of an area that was not declared (the reader checks this; kept so the
+    /// digest never assumes it).
+    #[error("IGVM header {header_index}: parameter insert of undeclared area {index}")]
+    UnknownParameterArea {
+        /// Header index.
+        header_index: u32,
+        /// Area index.
+        index: u32,
+    },
+    /// More parameter areas than the reader allows.
+    #[error("IGVM header {header_index}: more than {MAX_PARAMETER_AREAS} parameter areas")]
+    TooManyParameterAreas {
+        /// Header index.
+        header_index: u32,
+    },
+    /// A range that overflows the address space.
+    #[error("IGVM header {header_index}: range at GPA {gpa:#x} of {len:#x} bytes overflows")]
+    Range {
+        /// Header index.
+        header_index: u32,
+        /// Its GPA.
+        gpa: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// The platform is not SEV, SEV-ES or SNP.
+    #[error("IGVM platform type {0} has no SEV launch digest")]
+    NotSev(u8),
+}
+
+/// The digest, and what the file's `SNP_ID_BLOCK` says it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IgvmDigest {
+    /// The launch digest: 48 bytes for SNP, the first 32 for SEV/SEV-ES.
+    pub digest: [u8; 48],
+    /// Its length (48 or 32).
+    pub len: usize,
+    /// The `ld` of the platform's `SNP_ID_BLOCK`, if any.
+    pub id_block_ld: Option<[u8; 48]>,
+}
+
+impl IgvmDigest {
+    /// The digest bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.digest.get(..self.len).unwrap_or(&self.digest)
+    }
+    /// Whether an ID block exists and differs from the digest.
+    pub fn id_block_mismatch(&self) -> bool {
+        self.id_block_ld.is_some_and(|ld| ld != self.digest)
+    }
+}
+
+/// Measures `file` for `platform` (SNP: SHA-384 chain; SEV/SEV-ES: SHA-256), reporting every
+/// page to `observer`.
+pub fn igvm_launch_digest<O: Observer>(
+    file: &IgvmFile<'_>,
+    platform: &Platform,
+    options: IgvmOptions,
+    observer: O,
+) -> Result<IgvmDigest, IgvmMeasureError> {
+    let mask = platform.compatibility_mask;
+    let snp = match platform.platform_type {
+        IgvmPlatformType::SEV_SNP => true,
+        IgvmPlatformType::SEV | IgvmPlatformType::SEV_ES => false,
+        other => return Err(IgvmMeasureError::NotSev(other.0)),
+    };
+    let mut areas: heapless::Vec<(u32, u64), MAX_PARAMETER_AREAS> = heapless::Vec::new();
+    let mut id_block_ld = None;
+    let mut sink = if snp {
+        Sink::Snp(SnpDigest::with_observer([0; 48], observer))
+    } else {
+        Sink::Sev(SevDigest::with_observer(observer))
+    };
+    for entry in file.directives(mask) {
+        let header_index = entry.at.index;
+        let kind = ItemKind::IgvmDirective { header_index };
+        match entry.header {
+            Header::ParameterArea(a) => {
+                areas
+                    .push((a.parameter_area_index, a.number_of_bytes))
+                    .map_err(|_| IgvmMeasureError::TooManyParameterAreas { header_index })?;
+            }
+            Header::PageData(p) => {
+                if p.flags.shared() {
+                    continue;
+                }
+                if p.flags.is_2mb_page() {
+                    return Err(IgvmMeasureError::LargePage { header_index, gpa: p.gpa });
+                }
+                let data = p.data.map(|d| &d[..]);
+                match &mut sink {
+                    Sink::Snp(d) => {
+                        let (ty, contents) = match p.data_type {
+                            IgvmPageDataType::SECRETS => (PageType::SECRETS, [0; 48]),
+                            IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF => {
+                                (PageType::CPUID, [0; 48])
+                            }
+                            _ if p.flags.unmeasured() => (PageType::UNMEASURED, [0; 48]),
+                            _ => match data {
+                                Some(bytes) => (PageType::NORMAL, sha384(bytes)),
+                                None if options.native_zero => (PageType::ZERO, [0; 48]),
+                                None => (PageType::NORMAL, sha384_zero_page()),
+                            },
+                        };
+                        d.update_with_contents(kind, ty, p.gpa, contents);
+                    }
+                    Sink::Sev(d) => {
+                        // igvmmeasure: every measured page's data, nothing for an empty page.
+                        if let Some(bytes) = data {
+                            d.update_data(kind, p.gpa, bytes);
+                        }
+                    }
+                }
+            }
+            Header::ParameterInsert(ins) => {
+                let index = ins.parameter_area_index;
+                let size = areas
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, s)| *s)
+                    .ok_or(IgvmMeasureError::UnknownParameterArea { header_index, index })?;
+                if ins.gpa.checked_add(size).is_none() {
+                    return Err(IgvmMeasureError::Range { header_index, gpa: ins.gpa, len: size });
+                }
+                if let Sink::Snp(d) = &mut sink {
+                    let mut off = 0;
+                    while off < size {
+                        d.update_with_contents(kind, PageType::UNMEASURED, ins.gpa + off, [0; 48]);
+                        off += PAGE_SIZE;
+                    }
+                }
+            }
+            Header::VpContext(vp) => {
+                if let VpContextData::Vmsa(page) = vp.data {
+                    match &mut sink {
+                        Sink::Snp(d) => {
+                            d.update_with_contents(kind, PageType::VMSA, vp.gpa, sha384(page));
+                        }
+                        Sink::Sev(d) => {
+                            if platform.platform_type == IgvmPlatformType::SEV_ES {
+                                d.update_data(kind, vp.gpa, page);
+                            }
+                        }
+                    }
+                }
+            }
+            Header::SnpIdBlock(b) => id_block_ld = Some(b.ld()),
+            _ => {}
+        }
+    }
+    let (digest, len) = match sink {
+        Sink::Snp(d) => (d.ld(), 48),
+        Sink::Sev(d) => {
+            let mut out = [0u8; 48];
+            let (h, _) = d.finish();
+            if let Some(dst) = out.get_mut(..32) {
+                dst.copy_from_slice(&h);
+            }
+            (out, 32)
+        }
+    };
+    Ok(IgvmDigest { digest, len, id_block_ld })
+}
+
+enum Sink<O: Observer> {
+    Snp(SnpDigest<O>),
+    Sev(SevDigest<O>),
+}
+
+impl<O: Observer> SevDigest<O> {
+    /// Data measured by an IGVM directive (SEV/SEV-ES).
+    pub(crate) fn update_data(&mut self, kind: ItemKind, gpa: u64, data: &[u8]) {
+        self.update_raw(data);
+        let mut contents = [0u8; 48];
+        if let Some(dst) = contents.get_mut(..32) {
+            dst.copy_from_slice(&super::SevHashes::sha256(data));
+        }
+        self.observe(&MeasuredItem {
+            kind,
+            gpa,
+            page_type: None,
+            len: data.len() as u64,
+            contents,
+            digest_after: [0; 48],
+        });
+    }
+}

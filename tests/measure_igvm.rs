@@ -1,0 +1,288 @@
+//! IGVM launch digests: equal to the `igvm` crate's own `measurement::generate_snp_measurement`
+//! (0.5, feature `corim`) on files built with that crate — hand-made files with every measured
+//! directive kind, random valid files (proptest) — and checked against the file's SNP ID block
+//! through the real `vmsa measure --igvm` binary.
+
+mod igvm_common;
+
+use igvm::snp_defs::SevVmsa;
+use igvm::{IgvmDirectiveHeader as D, IgvmInitializationHeader as I, IgvmRevision, IsolationType};
+use igvm_common::*;
+use igvm_defs::*;
+use proptest::prelude::*;
+use std::process::Command;
+use vmsa_core::igvm::{IgvmFile, PlatformChoice};
+use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
+use vmsa_core::measure::{MeasuredItem, NoObserver, PageType};
+use zerocopy::FromZeros;
+
+const SNP: u32 = 0x1;
+const SEV_ES: u32 = 0x2;
+
+fn ours(bytes: &[u8], platform: IgvmPlatformType, native_zero: bool) -> Vec<u8> {
+    let file = IgvmFile::parse(bytes).expect("our reader accepts the file");
+    let p = file.select(PlatformChoice::Only(platform)).unwrap();
+    let d = igvm_launch_digest(&file, &p, IgvmOptions { native_zero }, NoObserver).unwrap();
+    d.bytes().to_vec()
+}
+
+fn theirs(bytes: &[u8], mask: u32) -> [u8; 48] {
+    let file = igvm::IgvmFile::new_from_binary(bytes, Some(IsolationType::Snp)).unwrap();
+    igvm::measurement::generate_snp_measurement(file.initializations(), file.directives(), mask)
+        .unwrap()
+}
+
+fn vmsa(rip: u64) -> Box<SevVmsa> {
+    let mut v = SevVmsa::new_zeroed();
+    v.rip = rip;
+    v.cr0 = 0x31;
+    v.efer = 0x1000;
+    v.xcr0 = 1;
+    Box::new(v)
+}
+
+fn page(gpa: u64, mask: u32, data: Vec<u8>, t: IgvmPageDataType, flags: IgvmPageDataFlags) -> D {
+    D::PageData { gpa, compatibility_mask: mask, flags, data_type: t, data }
+}
+
+/// SNP and SEV-ES platforms, a policy, and every directive kind the SNP digest measures.
+fn every_kind() -> Vec<u8> {
+    let normal = IgvmPageDataFlags::new();
+    let directives = vec![
+        D::ParameterArea { number_of_bytes: 0x3000, parameter_area_index: 0, initial_data: vec![] },
+        D::VpCount(IGVM_VHS_PARAMETER { parameter_area_index: 0, byte_offset: 0 }),
+        D::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
+            gpa: 0x10_0000,
+            compatibility_mask: SNP | SEV_ES,
+            parameter_area_index: 0,
+        }),
+        page(0x20_0000, SNP | SEV_ES, (0..4096).map(|i| (i * 7) as u8).collect(), IgvmPageDataType::NORMAL, normal),
+        page(0x20_1000, SNP | SEV_ES, vec![], IgvmPageDataType::NORMAL, normal),
+        page(0x20_2000, SNP, vec![1; 100], IgvmPageDataType::NORMAL, normal.with_unmeasured(true)),
+        page(0x20_3000, SNP, vec![], IgvmPageDataType::SECRETS, normal),
+        page(0x20_4000, SNP, vec![], IgvmPageDataType::CPUID_DATA, normal),
+        page(0x20_5000, SNP, vec![], IgvmPageDataType::CPUID_XF, normal),
+        page(0x20_6000, SNP, vec![9; 4096], IgvmPageDataType::NORMAL, normal.with_shared(true)),
+        page(0x30_0000, SEV_ES, vec![5; 4096], IgvmPageDataType::NORMAL, normal),
+        D::SnpVpContext { gpa: 0xFFFF_FFFF_F000, compatibility_mask: SNP, vp_index: 0, vmsa: vmsa(0xfff0) },
+        D::SnpVpContext { gpa: 0xFFFF_FFFF_F000, compatibility_mask: SEV_ES, vp_index: 0, vmsa: vmsa(0x1234) },
+    ];
+    build(
+        IgvmRevision::V1,
+        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0), platform(SEV_ES, IgvmPlatformType::SEV_ES, 0)],
+        vec![I::GuestPolicy { policy: 0x30000, compatibility_mask: SNP }],
+        directives,
+    )
+}
+
+#[test]
+fn every_directive_kind_equals_the_igvm_crate() {
+    let bytes = every_kind();
+    assert_eq!(ours(&bytes, IgvmPlatformType::SEV_SNP, false), theirs(&bytes, SNP).to_vec());
+}
+
+/// The measured items, in order, as `--explain` lists them.
+#[test]
+fn items_in_order() {
+    let bytes = every_kind();
+    let file = IgvmFile::parse(&bytes).unwrap();
+    let p = file.select(PlatformChoice::Strongest).unwrap();
+    let mut items: Vec<MeasuredItem> = Vec::new();
+    struct Collect<'a>(&'a mut Vec<MeasuredItem>);
+    impl vmsa_core::measure::Observer for Collect<'_> {
+        fn measured(&mut self, item: &MeasuredItem) {
+            self.0.push(*item);
+        }
+    }
+    igvm_launch_digest(&file, &p, IgvmOptions::default(), Collect(&mut items)).unwrap();
+    let got: Vec<(u64, u8)> = items.iter().map(|i| (i.gpa, i.page_type.unwrap().0)).collect();
+    let (n, u, s, c, v) = (
+        PageType::NORMAL.0,
+        PageType::UNMEASURED.0,
+        PageType::SECRETS.0,
+        PageType::CPUID.0,
+        PageType::VMSA.0,
+    );
+    assert_eq!(
+        got,
+        vec![
+            // The three-page parameter area, every page (igvmmeasure measures only the first).
+            (0x10_0000, u),
+            (0x10_1000, u),
+            (0x10_2000, u),
+            (0x20_0000, n),
+            (0x20_1000, n),
+            (0x20_2000, u),
+            (0x20_3000, s),
+            (0x20_4000, c),
+            (0x20_5000, c),
+            // The shared page and the SEV-ES-only page are not measured.
+            (0xFFFF_FFFF_F000, v),
+        ]
+    );
+    // The empty NORMAL page is measured as a page of zeros.
+    assert_eq!(items[4].contents, vmsa_core::measure::snp::sha384_zero_page());
+}
+
+#[test]
+fn native_zero_measures_empty_pages_as_zero_pages() {
+    let bytes = every_kind();
+    let plain = ours(&bytes, IgvmPlatformType::SEV_SNP, false);
+    let native = ours(&bytes, IgvmPlatformType::SEV_SNP, true);
+    assert_ne!(plain, native);
+}
+
+/// SEV-ES: one SHA-256 over the measured pages' data and the VMSA, as igvmmeasure computes it.
+#[test]
+fn sev_es_digest_by_hand() {
+    use sha2::{Digest, Sha256};
+    let bytes = every_kind();
+    let mut h = Sha256::new();
+    h.update((0..4096).map(|i| (i * 7) as u8).collect::<Vec<u8>>());
+    // The empty page adds nothing; the SNP-only pages are filtered out.
+    h.update([5u8; 4096]);
+    let mut page = [0u8; 4096];
+    page[..4096].copy_from_slice(zerocopy::IntoBytes::as_bytes(&*vmsa(0x1234)));
+    h.update(page);
+    assert_eq!(ours(&bytes, IgvmPlatformType::SEV_ES, false), h.finalize().to_vec());
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Normal(u8),
+    Empty,
+    Unmeasured,
+    Secrets,
+    Cpuid,
+    Shared,
+    Area(u64),
+    Vmsa(u64),
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        any::<u8>().prop_map(Kind::Normal),
+        Just(Kind::Empty),
+        Just(Kind::Unmeasured),
+        Just(Kind::Secrets),
+        Just(Kind::Cpuid),
+        Just(Kind::Shared),
+        (1u64..4).prop_map(Kind::Area),
+        any::<u64>().prop_map(Kind::Vmsa),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random valid files: our digest equals the `igvm` crate's, on every platform mask.
+    #[test]
+    fn random_files_equal_the_igvm_crate(kinds in proptest::collection::vec(kind(), 1..24)) {
+        let normal = IgvmPageDataFlags::new();
+        // One page with data first: igvm 0.5 refuses files with an empty data section (which it
+        // writes itself), so every file carries some data.
+        let mut directives = vec![page(0xf0_0000, SNP, vec![0x5a; 4096], IgvmPageDataType::NORMAL, normal)];
+        let mut gpa = 0x100_0000u64;
+        let mut area = 0u32;
+        let mut vp = 0u16;
+        for k in kinds {
+            match k {
+                Kind::Normal(b) => directives.push(page(gpa, SNP, vec![b; 4096], IgvmPageDataType::NORMAL, normal)),
+                Kind::Empty => directives.push(page(gpa, SNP, vec![], IgvmPageDataType::NORMAL, normal)),
+                Kind::Unmeasured => directives.push(page(gpa, SNP, vec![], IgvmPageDataType::NORMAL, normal.with_unmeasured(true))),
+                Kind::Secrets => directives.push(page(gpa, SNP, vec![], IgvmPageDataType::SECRETS, normal)),
+                Kind::Cpuid => directives.push(page(gpa, SNP, vec![], IgvmPageDataType::CPUID_DATA, normal)),
+                Kind::Shared => directives.push(page(gpa, SNP, vec![3; 4096], IgvmPageDataType::NORMAL, normal.with_shared(true))),
+                Kind::Area(pages) => {
+                    directives.push(D::ParameterArea { number_of_bytes: pages * 4096, parameter_area_index: area, initial_data: vec![] });
+                    directives.push(D::ParameterInsert(IGVM_VHS_PARAMETER_INSERT { gpa, compatibility_mask: SNP, parameter_area_index: area }));
+                    area += 1;
+                    gpa += (pages - 1) * 4096;
+                }
+                Kind::Vmsa(rip) => {
+                    directives.push(D::SnpVpContext { gpa: 0xFFFF_FFFF_F000, compatibility_mask: SNP, vp_index: vp, vmsa: vmsa(rip) });
+                    vp += 1;
+                }
+            }
+            gpa += 4096;
+        }
+        let bytes = build(
+            IgvmRevision::V1,
+            vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
+            vec![I::GuestPolicy { policy: 0x30000, compatibility_mask: SNP }],
+            directives,
+        );
+        prop_assert_eq!(ours(&bytes, IgvmPlatformType::SEV_SNP, false), theirs(&bytes, SNP).to_vec());
+    }
+}
+
+fn id_block(ld: [u8; 48]) -> D {
+    let mut sig = IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed();
+    sig.r_comp[0] = 1;
+    let mut key = IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed();
+    key.curve = 2;
+    D::SnpIdBlock {
+        compatibility_mask: SNP,
+        author_key_enabled: 0,
+        reserved: [0; 3],
+        ld,
+        family_id: [0; 16],
+        image_id: [0; 16],
+        version: 1,
+        guest_svn: 0,
+        id_key_algorithm: 1,
+        author_key_algorithm: 0,
+        id_key_signature: Box::new(sig),
+        id_public_key: Box::new(key),
+        author_key_signature: Box::new(IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed()),
+        author_public_key: Box::new(IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed()),
+    }
+}
+
+fn with_id_block(ld: [u8; 48]) -> Vec<u8> {
+    build(
+        IgvmRevision::V1,
+        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
+        vec![I::GuestPolicy { policy: 0x30000, compatibility_mask: SNP }],
+        vec![
+            page(0x20_0000, SNP, vec![7; 4096], IgvmPageDataType::NORMAL, IgvmPageDataFlags::new()),
+            D::SnpVpContext { gpa: 0xFFFF_FFFF_F000, compatibility_mask: SNP, vp_index: 0, vmsa: vmsa(0xfff0) },
+            id_block(ld),
+        ],
+    )
+}
+
+fn vmsa_measure(file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .args(["measure", "--mode", "snp", "--igvm"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The CLI prints the digest the file's ID block signs, and refuses a file whose ID block
+/// expects another one unless told to ignore it.
+#[test]
+fn cli_and_id_block() {
+    let dir = std::env::temp_dir().join(format!("vmsa-igvm-id-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The ID block does not take part in the digest, so measure once with a dummy ld...
+    let probe = with_id_block([0; 48]);
+    let ld = theirs(&probe, SNP);
+    let good = dir.join("good.igvm");
+    std::fs::write(&good, with_id_block(ld)).unwrap();
+    let out = vmsa_measure(&good, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hex: String = ld.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
+
+    let bad = dir.join("bad.igvm");
+    std::fs::write(&bad, with_id_block([0xee; 48])).unwrap();
+    let out = vmsa_measure(&bad, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match the SNP_ID_BLOCK"));
+    let out = vmsa_measure(&bad, &["--ignore-idblock"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
+}
