@@ -1,0 +1,190 @@
+//! `vmsa run` and the main job (`vmsa` with no arguments), through the real binary.
+//!
+//! The launch digests the main job prints are checked against sev-snp-measure 0.0.13 run on the
+//! same built-in test firmware (when it is installed; `scripts/test.sh` installs it).
+use std::process::Command;
+
+fn vmsa(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .args(args)
+        .output()
+        .expect("run vmsa");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn kvm() -> bool {
+    let ok = std::path::Path::new("/dev/kvm").exists();
+    if !ok {
+        eprintln!("SKIPPED: no /dev/kvm (the run part of this test)");
+    }
+    ok
+}
+
+fn testfw_file(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("vmsa-cli-run-{}-{name}.bin", std::process::id()));
+    std::fs::write(&p, vmsa_kvm::testfw::image()).unwrap();
+    p
+}
+
+fn digest_after<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{out}"))
+}
+
+#[test]
+fn main_job_shows_vmsas_digests_and_runs_four_vcpus() {
+    let (code, out, err) = vmsa(&[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("0x178 rip              0xfff0"), "{out}");
+    assert!(out.contains("0x310 rdx              0x800f12"), "{out}");
+    let sev_es = digest_after(&out, "SEV-ES:");
+    let snp = digest_after(&out, "SNP:");
+    assert_eq!(sev_es.len(), 64);
+    assert_eq!(snp.len(), 96);
+    // The same digests from the reference peer, on the same image.
+    let fw = testfw_file("main");
+    for (mode, ours) in [("seves", sev_es), ("snp", snp)] {
+        let peer = Command::new("sev-snp-measure")
+            .args([
+                "--mode",
+                mode,
+                "--vcpus",
+                "4",
+                "--vcpu-type",
+                "EPYC-v4",
+                "--ovmf",
+            ])
+            .arg(&fw)
+            .output();
+        match peer {
+            Ok(o) if o.status.success() => {
+                assert_eq!(
+                    String::from_utf8_lossy(&o.stdout).trim(),
+                    ours,
+                    "{mode} digest vs sev-snp-measure"
+                )
+            }
+            _ => {
+                eprintln!("SKIPPED: sev-snp-measure not runnable; {mode} digest not cross-checked")
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&fw);
+    if kvm() {
+        assert_eq!(out.matches("exited: halted (HLT)").count(), 4, "{out}");
+        assert!(
+            out.contains("vCPU 0: started at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"),
+            "{out}"
+        );
+        for i in 1..4 {
+            assert!(
+                out.contains(&format!(
+                    "vCPU {i}: started at 0xfffef000 (CS base 0xfffe0000 + RIP 0xf000)"
+                )),
+                "{out}"
+            );
+        }
+        // EDX reports the EPYC-v4 signature, CR0 0x10 and CR4 0x40 as KVM shapes them.
+        assert!(
+            out.contains("0x0 0x0 0x0 0x800f12 0x0 0x0 0x0 0x0 0x10 0x0 0x0 0x40"),
+            "{out}"
+        );
+    } else {
+        assert!(out.contains("no /dev/kvm"), "{out}");
+    }
+}
+
+#[test]
+fn run_ovmf_reports_where_each_vcpu_started_and_how_it_exited() {
+    if !kvm() {
+        return;
+    }
+    let fw = testfw_file("run");
+    let (code, out, err) = vmsa(&[
+        "run",
+        "--ovmf",
+        fw.to_str().unwrap(),
+        "--vcpus",
+        "2",
+        "--strict",
+    ]);
+    let _ = std::fs::remove_file(&fw);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("vCPU 0: started at 0xfffffff0"), "{out}");
+    assert!(out.contains("vCPU 1: started at 0xfffef000"), "{out}");
+    assert_eq!(
+        out.matches("exited: halted (HLT) after 29 exits").count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("efer             forced by KVM to 0x0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn run_real_ovmf_starts_at_the_reset_vector() {
+    let ovmf = "/usr/share/OVMF/OVMF_CODE.fd";
+    if !std::path::Path::new(ovmf).exists() {
+        eprintln!("SKIPPED: no {ovmf}");
+        return;
+    }
+    if !kvm() {
+        return;
+    }
+    let (_, out, err) = vmsa(&["run", "--ovmf", ovmf, "--vcpus", "2", "--timeout-ms", "500"]);
+    assert!(
+        out.contains("vCPU 0: started at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"),
+        "{out}\n{err}"
+    );
+    // OvmfX64's SEV-ES reset block puts the APs at 0x80b004.
+    assert!(
+        out.contains("vCPU 1: started at 0x80b004 (CS base 0x800000 + RIP 0xb004)"),
+        "{out}"
+    );
+    assert_eq!(out.matches("  exited: ").count(), 2, "{out}");
+}
+
+#[test]
+fn launch_without_sev_hardware_names_what_is_missing() {
+    if std::path::Path::new("/dev/sev").exists() {
+        eprintln!("SKIPPED: /dev/sev exists; this test covers the failure path");
+        return;
+    }
+    let fw = testfw_file("launch");
+    for mode in ["snp", "sev-es"] {
+        let (code, out, err) = vmsa(&[
+            "run",
+            "--ovmf",
+            fw.to_str().unwrap(),
+            "--vcpus",
+            "4",
+            "--launch",
+            mode,
+        ]);
+        assert_eq!(code, 1, "{out}\n{err}");
+        assert!(out.contains("ok: preflight"), "{out}");
+        assert!(out.contains("FAILED: no /dev/sev"), "{out}");
+        assert!(out.contains("were closed"), "{out}");
+    }
+    // A policy KVM would refuse is refused before anything is opened.
+    let (code, out, _) = vmsa(&[
+        "run",
+        "--ovmf",
+        fw.to_str().unwrap(),
+        "--launch",
+        "snp",
+        "--policy",
+        "0x10000",
+    ]);
+    let _ = std::fs::remove_file(&fw);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAILED: SNP policy 0x10000: bit 17"), "{out}");
+}
