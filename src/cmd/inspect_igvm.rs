@@ -1,12 +1,322 @@
-//! `vmsa inspect FILE.igvm` (in progress).
+//! `vmsa inspect FILE.igvm` (header, platforms, directive summary, decoded VP contexts) and
+//! `vmsa reset --igvm FILE` (the per-vCPU launch VMSAs of an IGVM file).
 use super::CmdResult;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use vmsa_core::Vmsa;
+use vmsa_core::igvm::vp::{IgvmLaunch, Source};
+use vmsa_core::igvm::{
+    FixedHeader, Header, IgvmFile, Platform, PlatformChoice, VpContextData, header_type_name,
+    platform_from_name, platform_name,
+};
+use vmsa_core::kvm_model::VmmPath;
 
 /// Whether `bytes` look like an IGVM file (starts with the IGVM magic).
-pub fn detect(_bytes: &[u8]) -> bool {
-    false
+pub fn detect(bytes: &[u8]) -> bool {
+    bytes.get(..4) == Some(&vmsa_core::igvm::igvm_defs::IGVM_MAGIC_VALUE.to_le_bytes()[..])
+}
+
+/// Counts and GPA range of one header type.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpa_min: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpa_end: Option<u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    page_types: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonVp {
+    at: vmsa_core::igvm::At,
+    platform: &'static str,
+    vp_index: u16,
+    gpa: u64,
+    kind: &'static str,
+    fields: Vec<(String, String)>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonIgvm<'a> {
+    header: &'a FixedHeader,
+    platforms: &'a [Platform],
+    headers: u32,
+    skipped: Vec<(vmsa_core::igvm::At, u32)>,
+    directives: BTreeMap<&'static str, Summary>,
+    vp_contexts: Vec<JsonVp>,
+}
+
+fn page_type(h: &Header<'_>) -> Option<String> {
+    let Header::PageData(p) = h else { return None };
+    let t = match p.data_type {
+        vmsa_core::igvm::igvm_defs::IgvmPageDataType::NORMAL if p.data.is_none() => "zero",
+        vmsa_core::igvm::igvm_defs::IgvmPageDataType::NORMAL => "normal",
+        vmsa_core::igvm::igvm_defs::IgvmPageDataType::SECRETS => "secrets",
+        vmsa_core::igvm::igvm_defs::IgvmPageDataType::CPUID_DATA => "cpuid",
+        vmsa_core::igvm::igvm_defs::IgvmPageDataType::CPUID_XF => "cpuid-xf",
+        _ => "unknown",
+    };
+    let mut s = t.to_string();
+    if p.flags.unmeasured() {
+        s.push_str("+unmeasured");
+    }
+    if p.flags.shared() {
+        s.push_str("+shared");
+    }
+    if p.flags.is_2mb_page() {
+        s.push_str("+2mb");
+    }
+    Some(s)
+}
+
+fn gpa_range(h: &Header<'_>) -> Option<(u64, u64)> {
+    let (gpa, size) = match h {
+        Header::PageData(p) => (p.gpa, p.size()),
+        Header::ParameterInsert(p) => (p.gpa, 4096),
+        Header::RequiredMemory(r) => (r.gpa, r.number_of_bytes.into()),
+        Header::ErrorRange(e) => (e.gpa, e.size_bytes.into()),
+        Header::VpContext(v) if v.gpa != 0 => (v.gpa, 4096),
+        _ => return None,
+    };
+    Some((gpa, gpa.saturating_add(size)))
+}
+
+fn vmsa_fields(v: &Vmsa) -> Vec<(String, String)> {
+    v.nonzero_fields()
+        .map(|(f, val)| (format!("{:#05x} {}", f.offset, f.name), val.to_string()))
+        .collect()
+}
+
+fn decode_vp(file: &IgvmFile<'_>) -> Vec<JsonVp> {
+    let mut out = Vec::new();
+    for e in file.headers() {
+        let Header::VpContext(vp) = e.header else {
+            continue;
+        };
+        let (kind, fields) = match vp.data {
+            VpContextData::Vmsa(page) => {
+                let v: Vmsa = zerocopy::transmute!(*page);
+                ("vmsa", vmsa_fields(&v))
+            }
+            VpContextData::NativeX64(c) => (
+                "native-x64",
+                vec![("context".into(), format!("{:#x?}", c.get()))],
+            ),
+            VpContextData::Cca(c) => ("cca", vec![("context".into(), format!("{:#x?}", c.get()))]),
+            VpContextData::Vbs(v) => (
+                "vbs",
+                v.registers()
+                    .map(|r| {
+                        (
+                            format!("vtl{} reg {:#x}", r.vtl, r.register_name.get()),
+                            format!("{:02x?}", r.register_value),
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        out.push(JsonVp {
+            at: e.at,
+            platform: platform_name(vp.platform),
+            vp_index: vp.vp_index,
+            gpa: vp.gpa,
+            kind,
+            fields,
+        });
+    }
+    out
 }
 
 /// Shows an IGVM file.
-pub fn run(_bytes: &[u8], _json: bool) -> CmdResult {
-    Err("IGVM inspection is not implemented yet".into())
+pub fn run(bytes: &[u8], json: bool) -> CmdResult {
+    let file = IgvmFile::parse(bytes).map_err(|e| format!("invalid IGVM file: {e}"))?;
+    let mut directives: BTreeMap<&'static str, Summary> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for e in file.headers() {
+        if let Header::Skipped(t) = e.header {
+            skipped.push((e.at, t.0));
+            continue;
+        }
+        let name = header_type_name(e.header.typ()).unwrap_or("?");
+        let s = directives.entry(name).or_default();
+        s.count += 1;
+        if let Some((a, b)) = gpa_range(&e.header) {
+            s.gpa_min = Some(s.gpa_min.map_or(a, |m| m.min(a)));
+            s.gpa_end = Some(s.gpa_end.map_or(b, |m| m.max(b)));
+        }
+        if let Some(t) = page_type(&e.header) {
+            *s.page_types.entry(t).or_default() += 1;
+        }
+    }
+    let vps = decode_vp(&file);
+    if json {
+        let out = JsonIgvm {
+            header: file.fixed_header(),
+            platforms: file.platforms(),
+            headers: file.header_count(),
+            skipped,
+            directives,
+            vp_contexts: vps,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let h = file.fixed_header();
+    println!(
+        "IGVM format version {}, {}, page size {:#x}, {} bytes, checksum {:#010x} (ok)",
+        h.format_version,
+        h.architecture.name(),
+        h.page_size,
+        h.total_file_size,
+        h.checksum
+    );
+    println!(
+        "variable headers: {} at {:#x} ({:#x} bytes); file data from {:#x}",
+        file.header_count(),
+        h.variable_header_offset,
+        h.variable_header_size,
+        h.data_start()
+    );
+    println!("platforms:");
+    for p in file.platforms() {
+        println!(
+            "  mask {:#x} {:<7} vtl {} version {} shared_gpa_boundary {:#x}",
+            p.compatibility_mask,
+            platform_name(p.platform_type),
+            p.highest_vtl,
+            p.platform_version,
+            p.shared_gpa_boundary
+        );
+    }
+    if let Ok(p) = file.select(PlatformChoice::Strongest) {
+        println!(
+            "selected (strongest, as QEMU): {}",
+            platform_name(p.platform_type)
+        );
+    }
+    println!("headers:");
+    for (name, s) in &directives {
+        print!("  {name:<28} {:>6}", s.count);
+        if let (Some(a), Some(b)) = (s.gpa_min, s.gpa_end) {
+            print!("  gpa [{a:#x}, {b:#x})");
+        }
+        for (t, n) in &s.page_types {
+            print!("  {t}: {n}");
+        }
+        println!();
+    }
+    for (at, t) in &skipped {
+        println!("  skipped unknown optional header {t:#x} ({at})");
+    }
+    for vp in &vps {
+        println!(
+            "VP context {} vCPU {} ({}, {}, gpa {:#x}):",
+            vp.at, vp.vp_index, vp.platform, vp.kind, vp.gpa
+        );
+        for (k, v) in &vp.fields {
+            println!("  {k:<22} {v}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vmsa reset --igvm FILE`: the launch VMSAs of every vCPU, from the file's VP contexts and
+/// the reset state; reports replaced contexts and what KVM would not reproduce.
+pub fn reset(args: &super::reset::Args, path: &Path) -> CmdResult {
+    let bytes = super::read_file(path)?;
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = IgvmFile::parse(&bytes).map_err(|e| fail(&e))?;
+    let choice = match &args.platform {
+        None => PlatformChoice::Strongest,
+        Some(name) => PlatformChoice::Only(
+            platform_from_name(name)
+                .ok_or_else(|| format!("{name:?}: expected snp, sev-es, sev or native"))?,
+        ),
+    };
+    let platform = file.select(choice).map_err(|e| fail(&e))?;
+    let cfg = args.config()?;
+    let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Qemu).map_err(|e| fail(&e))?;
+    let entries: Vec<_> = launch
+        .entries()
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(&e))?;
+    let mut findings = 0usize;
+    for e in &entries {
+        match e.source {
+            Source::Reset => eprintln!("vCPU {}: no VP context, reset state", e.cpu_index),
+            Source::Context {
+                at,
+                replaced,
+                first,
+            } => {
+                eprintln!("vCPU {}: VP context {at}, gpa {:#x}", e.cpu_index, e.gpa);
+                if let Some(first) = first {
+                    eprintln!(
+                        "  replaces {replaced} earlier context(s), the first {first} (the later one wins, as in QEMU)"
+                    );
+                }
+                let f = launch.fidelity(e);
+                for r in f.refusals() {
+                    eprintln!("  KVM/QEMU refuse: {r}");
+                    findings += 1;
+                }
+                for c in f.findings() {
+                    eprintln!("  not reproduced: {c}");
+                    findings += 1;
+                }
+            }
+        }
+    }
+    if args.strict {
+        launch.check_strict().map_err(|e| fail(&e))?;
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        for e in &entries {
+            let p = dir.join(format!("vmsa{}.bin", e.cpu_index));
+            std::fs::write(&p, e.vmsa.as_page())
+                .map_err(|err| format!("cannot write {}: {err}", p.display()))?;
+        }
+    }
+    if args.json {
+        let pages: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "cpu_index": e.cpu_index,
+                    "gpa": e.gpa,
+                    "source": e.source,
+                    "fields": vmsa_fields(&e.vmsa),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&pages).map_err(|e| e.to_string())?
+        );
+    } else if args.out.is_none() {
+        for e in &entries {
+            println!(
+                "vCPU {} ({:?}), VMSA GPA {:#x}:",
+                e.cpu_index, e.source, e.gpa
+            );
+            for (k, v) in vmsa_fields(&e.vmsa) {
+                println!("  {k:<22} {v}");
+            }
+        }
+    }
+    if findings > 0 {
+        eprintln!(
+            "{findings} fidelity finding(s): KVM would not launch these VMSAs exactly (--strict refuses)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

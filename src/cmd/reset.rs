@@ -23,8 +23,17 @@ pub enum Mode {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The OVMF firmware image (placed so that it ends at 4 GiB).
+    #[arg(long, required_unless_present = "igvm", conflicts_with = "igvm")]
+    pub ovmf: Option<PathBuf>,
+    /// An IGVM file: its VP contexts are the launch VMSAs, the other vCPUs get the reset state.
     #[arg(long)]
-    pub ovmf: PathBuf,
+    pub igvm: Option<PathBuf>,
+    /// With --igvm: the platform to load (snp, sev-es, sev, native); default the strongest.
+    #[arg(long, requires = "igvm")]
+    pub platform: Option<String>,
+    /// With --igvm: refuse VP contexts KVM would not reproduce exactly.
+    #[arg(long, requires = "igvm")]
+    pub strict: bool,
     /// Number of vCPUs.
     #[arg(long)]
     pub vcpus: u32,
@@ -152,10 +161,17 @@ struct JsonField {
 
 /// Runs `vmsa reset`.
 pub fn run(args: &Args) -> CmdResult {
+    if let Some(igvm) = &args.igvm {
+        return super::inspect_igvm::reset(args, igvm);
+    }
     let cfg = args.config()?;
-    let bytes = read_file(&args.ovmf)?;
-    let fw = OvmfImage::parse(&bytes).map_err(|e| format!("{}: {e}", args.ovmf.display()))?;
-    let launch = launch_vmsas(&fw, &cfg).map_err(|e| format!("{}: {e}", args.ovmf.display()))?;
+    let ovmf = args
+        .ovmf
+        .as_ref()
+        .ok_or("give --ovmf FILE or --igvm FILE")?;
+    let bytes = read_file(ovmf)?;
+    let fw = OvmfImage::parse(&bytes).map_err(|e| format!("{}: {e}", ovmf.display()))?;
+    let launch = launch_vmsas(&fw, &cfg).map_err(|e| format!("{}: {e}", ovmf.display()))?;
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

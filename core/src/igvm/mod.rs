@@ -68,6 +68,8 @@ pub use header::{
     CcaContext, Corim, Entry, Header, NativeX64Context, PageData, Parameter, ParameterArea,
     SnpIdBlock, VbsContext, VbsMeasurement, VpContext, VpContextData,
 };
+/// The on-disk IGVM definitions this module reads (`igvm_defs` 0.5).
+pub use igvm_defs;
 pub use platform::{Platform, PlatformChoice, Platforms, platform_from_name, platform_name};
 
 use header::{Context, decode, section_of};

@@ -1,0 +1,344 @@
+//! VP contexts as launch VMSAs (core), and the `vmsa inspect` / `vmsa reset --igvm` /
+//! `vmsa diff` command lines on IGVM files written by the `igvm` crate.
+
+mod igvm_common;
+
+use igvm::{IgvmDirectiveHeader as D, IgvmRevision};
+use igvm_common::*;
+use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType};
+use std::process::Command;
+use vmsa_core::Vmsa;
+use vmsa_core::igvm::vp::{IgvmLaunch, IgvmLaunchError, Source};
+use vmsa_core::igvm::{At, IgvmFile, PlatformChoice};
+use vmsa_core::kvm_model::{INITIAL_VMSA_GPA, Refusal, VmmPath};
+use vmsa_core::reset::{BSP_RESET_EIP, CpuSignature, LaunchConfig, SevMode, VmmType, vcpu_vmsa};
+use zerocopy::{FromBytes, IntoBytes};
+
+const EPYC_V4: u32 = 0x800f12;
+
+/// A VMSA that KVM reproduces exactly under QEMU: the QEMU reset state synced by KVM, moved
+/// to 32-bit protected mode at 0x100000 (fields QEMU hands to KVM).
+fn kvm_exact(cpu: u32) -> Vmsa {
+    let cfg = LaunchConfig::new(SevMode::Snp, 4, CpuSignature(EPYC_V4), VmmType::Qemu);
+    let mut v = vcpu_vmsa(&cfg, cpu, BSP_RESET_EIP).unwrap();
+    v.rip = 0x10_0000 + u64::from(cpu);
+    v.rax = 0x1234;
+    v
+}
+
+fn to_igvm_vmsa(v: &Vmsa) -> Box<igvm::snp_defs::SevVmsa> {
+    Box::new(igvm::snp_defs::SevVmsa::read_from_bytes(v.as_bytes()).unwrap())
+}
+
+/// SNP (mask 1) and SEV-ES (mask 2) platforms; SNP contexts for vCPU 0 (twice: the second
+/// wins) and vCPU 2; an SEV-ES context for vCPU 0.
+fn file_with_contexts(vcpu2: &Vmsa, vcpu2_gpa: u64) -> Vec<u8> {
+    let mut first = kvm_exact(0);
+    first.rip = 0xdead;
+    let mut es = kvm_exact(0);
+    es.sev_features = 0;
+    build(
+        IgvmRevision::V1,
+        vec![
+            platform(1, IgvmPlatformType::SEV_SNP, 0),
+            platform(2, IgvmPlatformType::SEV_ES, 0),
+        ],
+        vec![],
+        vec![
+            D::PageData {
+                gpa: 0x10_0000,
+                compatibility_mask: 3,
+                flags: IgvmPageDataFlags::new(),
+                data_type: IgvmPageDataType::NORMAL,
+                data: vec![0xf4; 4096],
+            },
+            D::SnpVpContext {
+                gpa: INITIAL_VMSA_GPA,
+                compatibility_mask: 1,
+                vp_index: 0,
+                vmsa: to_igvm_vmsa(&first),
+            },
+            D::SnpVpContext {
+                gpa: INITIAL_VMSA_GPA,
+                compatibility_mask: 1,
+                vp_index: 0,
+                vmsa: to_igvm_vmsa(&kvm_exact(0)),
+            },
+            D::SnpVpContext {
+                gpa: vcpu2_gpa,
+                compatibility_mask: 1,
+                vp_index: 2,
+                vmsa: to_igvm_vmsa(vcpu2),
+            },
+            D::SnpVpContext {
+                gpa: INITIAL_VMSA_GPA,
+                compatibility_mask: 2,
+                vp_index: 0,
+                vmsa: to_igvm_vmsa(&es),
+            },
+        ],
+    )
+}
+
+fn launch<'f, 'a>(
+    f: &'f IgvmFile<'a>,
+    t: IgvmPlatformType,
+    vcpus: u32,
+) -> Result<IgvmLaunch<'f, 'a>, IgvmLaunchError> {
+    let p = f.select(PlatformChoice::Only(t)).unwrap();
+    let cfg = LaunchConfig::new(SevMode::Snp, vcpus, CpuSignature(EPYC_V4), VmmType::Qemu);
+    IgvmLaunch::new(f, p, cfg, VmmPath::Qemu)
+}
+
+#[test]
+fn contexts_become_vmsas_the_rest_get_the_reset_state() {
+    let bytes = file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA);
+    let f = IgvmFile::parse(&bytes).unwrap();
+    let l = launch(&f, IgvmPlatformType::SEV_SNP, 4).unwrap();
+    let e: Vec<_> = l.entries().map(Result::unwrap).collect();
+    assert_eq!(e.len(), 4);
+    // vCPU 0: the second context replaced the first (at #2, offset 0x58; first at #1... ).
+    assert_eq!(e[0].vmsa, kvm_exact(0));
+    let Source::Context {
+        replaced,
+        first,
+        at,
+    } = e[0].source
+    else {
+        panic!("vCPU 0 has a context")
+    };
+    assert_eq!(replaced, 1);
+    assert_eq!(first.map(|a| a.index), Some(3));
+    assert_eq!(at.index, 4);
+    // vCPU 1 and 3: KVM's reset VMSA at the reset vector, with vCPU 0's features.
+    let cfg = LaunchConfig::new(SevMode::Snp, 4, CpuSignature(EPYC_V4), VmmType::Qemu);
+    for cpu in [1, 3] {
+        assert_eq!(e[cpu as usize].source, Source::Reset);
+        assert_eq!(
+            e[cpu as usize].vmsa,
+            vcpu_vmsa(&cfg, cpu, BSP_RESET_EIP).unwrap()
+        );
+        assert_eq!(e[cpu as usize].gpa, INITIAL_VMSA_GPA);
+    }
+    assert_eq!(e[2].vmsa, kvm_exact(2));
+    // Every context here is one KVM reproduces.
+    for x in &e {
+        assert!(
+            l.fidelity(x).is_exact(),
+            "vCPU {}: {:?}",
+            x.cpu_index,
+            l.fidelity(x).findings().collect::<Vec<_>>()
+        );
+    }
+    l.check_strict().unwrap();
+    // The SEV-ES platform has its own context for vCPU 0, with features 0.
+    let es = launch(&f, IgvmPlatformType::SEV_ES, 2).unwrap();
+    assert_eq!(es.config().mode, SevMode::SevEs);
+    assert_eq!(es.entry(0).unwrap().vmsa.sev_features, 0);
+    assert_eq!(es.entry(1).unwrap().source, Source::Reset);
+}
+
+#[test]
+fn fidelity_findings_and_strict_mode() {
+    let mut odd = kvm_exact(2);
+    odd.dr7 = 0x401; // L0 enabled: KVM refuses anything but DR7_FIXED_1
+    odd.gdtr.selector = 0x10;
+    odd.cpl = 3;
+    odd.sev_features = 0x21; // SNP_ACTIVE | DEBUG_SWAP, vCPU 0 has only SNP_ACTIVE
+    let bytes = file_with_contexts(&odd, 0x7000_0000);
+    let f = IgvmFile::parse(&bytes).unwrap();
+    let l = launch(&f, IgvmPlatformType::SEV_SNP, 3).unwrap();
+    let e = l.entry(2).unwrap();
+    let fid = l.fidelity(&e);
+    assert!(fid.refusals().contains(&Refusal::Gpa(0x7000_0000)));
+    assert!(
+        fid.refusals()
+            .contains(&Refusal::FeaturesDifferFromBsp { bsp: 1, this: 0x21 })
+    );
+    let names: Vec<_> = fid.findings().map(|c| c.field.name).collect();
+    assert!(
+        fid.refusals().iter().any(|r| matches!(r, Refusal::Kvm(_))),
+        "{:?}",
+        fid.refusals()
+    );
+    for n in ["gdtr", "cpl", "sev_features"] {
+        assert!(names.contains(&n), "{n} not in {names:?}");
+    }
+    let Err(IgvmLaunchError::NotReproducible {
+        cpu_index: 2,
+        at: At { index: 5, .. },
+        ..
+    }) = l.check_strict()
+    else {
+        panic!("strict mode must refuse vCPU 2")
+    };
+}
+
+#[test]
+fn out_of_range_vp_and_platforms_without_vmsas() {
+    let bytes = file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA);
+    let f = IgvmFile::parse(&bytes).unwrap();
+    assert!(matches!(
+        launch(&f, IgvmPlatformType::SEV_SNP, 2),
+        Err(IgvmLaunchError::VpIndexOutOfRange {
+            vp_index: 2,
+            vcpus: 2,
+            ..
+        })
+    ));
+    let native = build(
+        IgvmRevision::V1,
+        vec![platform(1, IgvmPlatformType::NATIVE, 0)],
+        vec![],
+        vec![D::PageData {
+            gpa: 0,
+            compatibility_mask: 1,
+            flags: IgvmPageDataFlags::new(),
+            data_type: IgvmPageDataType::NORMAL,
+            data: vec![1],
+        }],
+    );
+    let f = IgvmFile::parse(&native).unwrap();
+    assert!(matches!(
+        launch(&f, IgvmPlatformType::NATIVE, 1),
+        Err(IgvmLaunchError::NoVmsas("native"))
+    ));
+}
+
+// ---- the command line ----------------------------------------------------------------------
+
+fn vmsa(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .args(args)
+        .output()
+        .expect("runs vmsa");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("vmsa-igvm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn cli_inspect_reset_and_diff() {
+    let dir = tmpdir("cli");
+    let file = dir.join("guest.igvm");
+    std::fs::write(&file, file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA)).unwrap();
+    let f = file.to_str().unwrap();
+
+    let (ok, out, err) = vmsa(&["inspect", f]);
+    assert!(ok, "{err}");
+    assert!(out.contains("IGVM format version 1, x64"), "{out}");
+    assert!(out.contains("mask 0x1 snp"), "{out}");
+    assert!(out.contains("selected (strongest, as QEMU): snp"), "{out}");
+    assert!(
+        out.lines().any(|l| l.contains("VP_CONTEXT")
+            && l.trim_end()
+                .ends_with("gpa [0xfffffffff000, 0x1000000000000)")),
+        "{out}"
+    );
+    assert!(
+        out.contains("PAGE_DATA") && out.contains("normal: 1"),
+        "{out}"
+    );
+
+    let (ok, out, err) = vmsa(&["inspect", "--json", f]);
+    assert!(ok, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["platforms"][1]["platform_type"], "sev-es");
+    assert_eq!(j["directives"]["VP_CONTEXT"]["count"], 4);
+    assert_eq!(j["vp_contexts"].as_array().unwrap().len(), 4);
+
+    let out_dir = dir.join("out");
+    let o = out_dir.to_str().unwrap();
+    let (ok, _, err) = vmsa(&[
+        "reset",
+        "--igvm",
+        f,
+        "--vcpus",
+        "3",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--out",
+        o,
+        "--strict",
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("replaces 1 earlier context(s)"), "{err}");
+    assert!(err.contains("vCPU 1: no VP context, reset state"), "{err}");
+    let v0 = std::fs::read(out_dir.join("vmsa0.bin")).unwrap();
+    assert_eq!(v0, kvm_exact(0).as_bytes());
+    let v2 = std::fs::read(out_dir.join("vmsa2.bin")).unwrap();
+    assert_eq!(v2, kvm_exact(2).as_bytes());
+
+    // vmsa diff works on the written pages: vCPU 0 and 2 differ in rip.
+    let (ok, out, _) = vmsa(&[
+        "diff",
+        out_dir.join("vmsa0.bin").to_str().unwrap(),
+        out_dir.join("vmsa2.bin").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(out.contains("rip"), "{out}");
+
+    // The SEV-ES platform, named.
+    let (ok, _, err) = vmsa(&[
+        "reset",
+        "--igvm",
+        f,
+        "--platform",
+        "sev-es",
+        "--vcpus",
+        "1",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--out",
+        o,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        Vmsa::from_page(&std::fs::read(out_dir.join("vmsa0.bin")).unwrap())
+            .unwrap()
+            .sev_features,
+        0
+    );
+
+    // Strict mode refuses a context KVM would not reproduce.
+    let mut odd = kvm_exact(2);
+    odd.idtr.attrib = vmsa_core::SegmentAttributes::LDT_RESET;
+    std::fs::write(&file, file_with_contexts(&odd, INITIAL_VMSA_GPA)).unwrap();
+    let (ok, _, err) = vmsa(&[
+        "reset",
+        "--igvm",
+        f,
+        "--vcpus",
+        "3",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--strict",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("not reproduced") && err.contains("idtr"),
+        "{err}"
+    );
+    assert!(
+        err.contains("KVM would not reproduce the VMSA of vCPU 2"),
+        "{err}"
+    );
+
+    // A malformed file: typed error with the header index and offset.
+    let mut bad = file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA);
+    bad[20] ^= 0xff;
+    std::fs::write(&file, bad).unwrap();
+    let (ok, _, err) = vmsa(&["inspect", f]);
+    assert!(!ok);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
