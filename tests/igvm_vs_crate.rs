@@ -689,3 +689,41 @@ proptest! {
         assert_same(&bytes);
     }
 }
+
+/// With `IGVM_SEED_DIR` set, writes the files above as fuzz seeds (how `fuzz/seeds/igvm/`
+/// was made; see TESTING.md).
+#[test]
+fn write_fuzz_seeds_when_asked() {
+    let Some(dir) = std::env::var_os("IGVM_SEED_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("every-header-x64.igvm"), every_header_x64()).unwrap();
+    std::fs::write(
+        dir.join("every-header-aarch64.igvm"),
+        every_header_aarch64(),
+    )
+    .unwrap();
+    let ops = [
+        Op::Vmsa {
+            which: 0,
+            vp: 1,
+            gpa_page: 0xffff_f000,
+            seed: 3,
+        },
+        Op::Params {
+            pages: 1,
+            fill: Some(1),
+            kinds: vec![0, 7],
+            insert_gpa_page: 9,
+            mask: 4,
+        },
+        Op::IdBlock { ld: 9 },
+    ];
+    std::fs::write(
+        dir.join("snp-small.igvm"),
+        random_file(SNP | SEV_ES, Some(0x30000), &ops),
+    )
+    .unwrap();
+}
