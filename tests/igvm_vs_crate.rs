@@ -10,6 +10,7 @@ use igvm::{Arch, IgvmDirectiveHeader as D, IgvmInitializationHeader as I, IgvmRe
 use igvm_common::*;
 use igvm_defs::*;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice, VpContextData};
 
 const NATIVE: u32 = 0x1;
@@ -677,7 +678,14 @@ fn random_file(present: u32, policy: Option<u64>, ops: &[Op]) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // Failures are kept in proptest-regressions/ (committed), as the project asks.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/igvm_vs_crate.txt"
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_valid_files_read_the_same(
