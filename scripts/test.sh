@@ -9,7 +9,7 @@ step() { printf '\n=== %s\n' "$*"; }
 
 # --- installs -----------------------------------------------------------------------------
 step "install: Debian packages"
-APT_PACKAGES=(ovmf qemu-system-x86 rustc-web cargo-web rust-web-src lld-22 chromium)
+APT_PACKAGES=(ovmf qemu-system-x86 rustc-web cargo-web rust-web-src lld-22 chromium libssl-dev pkg-config)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -20,6 +20,9 @@ step "install: sev-snp-measure 0.0.13 (reference peer)"
 python3 -m pip show sev-snp-measure 2>/dev/null | grep -q '^Version: 0.0.13$' \
   || python3 -m pip install -q --disable-pip-version-check sev-snp-measure==0.0.13
 # >>> extra installs (add yours here) >>>
+step "install: cargo-fuzz (fuzz smoke runs, nightly toolchain)"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install -q --locked cargo-fuzz
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install -q --profile minimal nightly
 # <<< extra installs <<<
 
 # --- checks -------------------------------------------------------------------------------
@@ -41,5 +44,14 @@ step "cargo test --workspace"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 # >>> extra steps (add yours here) >>>
+step "differential: vmsa reset vs sev-snp-measure --dump-vmsa (quick matrix; the wide one: scripts/diff-sev-snp-measure.py)"
+cargo build -q --bin vmsa
+python3 scripts/diff-sev-snp-measure.py --quick
+step "fuzz smoke: ovmf (20 s)"
+mkdir -p fuzz/corpus/ovmf && cp ../shared/fixtures/sev-snp-measure/*.bin fuzz/corpus/ovmf/
+( cd fuzz && cargo +nightly fuzz run ovmf corpus/ovmf -- -max_total_time=20 )
+step "fuzz smoke: igvm (20 s)"
+mkdir -p fuzz/corpus/igvm && cp fuzz/seeds/igvm/*.igvm fuzz/corpus/igvm/
+( cd fuzz && cargo +nightly fuzz run igvm corpus/igvm -- -max_total_time=20 )
 # <<< extra steps <<<
 step "all checks passed"
