@@ -42,35 +42,94 @@ fn vmsa(rip: u64) -> Box<SevVmsa> {
 }
 
 fn page(gpa: u64, mask: u32, data: Vec<u8>, t: IgvmPageDataType, flags: IgvmPageDataFlags) -> D {
-    D::PageData { gpa, compatibility_mask: mask, flags, data_type: t, data }
+    D::PageData {
+        gpa,
+        compatibility_mask: mask,
+        flags,
+        data_type: t,
+        data,
+    }
 }
 
 /// SNP and SEV-ES platforms, a policy, and every directive kind the SNP digest measures.
 fn every_kind() -> Vec<u8> {
     let normal = IgvmPageDataFlags::new();
     let directives = vec![
-        D::ParameterArea { number_of_bytes: 0x3000, parameter_area_index: 0, initial_data: vec![] },
-        D::VpCount(IGVM_VHS_PARAMETER { parameter_area_index: 0, byte_offset: 0 }),
+        D::ParameterArea {
+            number_of_bytes: 0x3000,
+            parameter_area_index: 0,
+            initial_data: vec![],
+        },
+        D::VpCount(IGVM_VHS_PARAMETER {
+            parameter_area_index: 0,
+            byte_offset: 0,
+        }),
         D::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
             gpa: 0x10_0000,
             compatibility_mask: SNP | SEV_ES,
             parameter_area_index: 0,
         }),
-        page(0x20_0000, SNP | SEV_ES, (0..4096).map(|i| (i * 7) as u8).collect(), IgvmPageDataType::NORMAL, normal),
-        page(0x20_1000, SNP | SEV_ES, vec![], IgvmPageDataType::NORMAL, normal),
-        page(0x20_2000, SNP, vec![1; 100], IgvmPageDataType::NORMAL, normal.with_unmeasured(true)),
+        page(
+            0x20_0000,
+            SNP | SEV_ES,
+            (0..4096).map(|i| (i * 7) as u8).collect(),
+            IgvmPageDataType::NORMAL,
+            normal,
+        ),
+        page(
+            0x20_1000,
+            SNP | SEV_ES,
+            vec![],
+            IgvmPageDataType::NORMAL,
+            normal,
+        ),
+        page(
+            0x20_2000,
+            SNP,
+            vec![1; 100],
+            IgvmPageDataType::NORMAL,
+            normal.with_unmeasured(true),
+        ),
         page(0x20_3000, SNP, vec![], IgvmPageDataType::SECRETS, normal),
         page(0x20_4000, SNP, vec![], IgvmPageDataType::CPUID_DATA, normal),
         page(0x20_5000, SNP, vec![], IgvmPageDataType::CPUID_XF, normal),
-        page(0x20_6000, SNP, vec![9; 4096], IgvmPageDataType::NORMAL, normal.with_shared(true)),
-        page(0x30_0000, SEV_ES, vec![5; 4096], IgvmPageDataType::NORMAL, normal),
-        D::SnpVpContext { gpa: 0xFFFF_FFFF_F000, compatibility_mask: SNP, vp_index: 0, vmsa: vmsa(0xfff0) },
-        D::SnpVpContext { gpa: 0xFFFF_FFFF_F000, compatibility_mask: SEV_ES, vp_index: 0, vmsa: vmsa(0x1234) },
+        page(
+            0x20_6000,
+            SNP,
+            vec![9; 4096],
+            IgvmPageDataType::NORMAL,
+            normal.with_shared(true),
+        ),
+        page(
+            0x30_0000,
+            SEV_ES,
+            vec![5; 4096],
+            IgvmPageDataType::NORMAL,
+            normal,
+        ),
+        D::SnpVpContext {
+            gpa: 0xFFFF_FFFF_F000,
+            compatibility_mask: SNP,
+            vp_index: 0,
+            vmsa: vmsa(0xfff0),
+        },
+        D::SnpVpContext {
+            gpa: 0xFFFF_FFFF_F000,
+            compatibility_mask: SEV_ES,
+            vp_index: 0,
+            vmsa: vmsa(0x1234),
+        },
     ];
     build(
         IgvmRevision::V1,
-        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0), platform(SEV_ES, IgvmPlatformType::SEV_ES, 0)],
-        vec![I::GuestPolicy { policy: 0x30000, compatibility_mask: SNP }],
+        vec![
+            platform(SNP, IgvmPlatformType::SEV_SNP, 0),
+            platform(SEV_ES, IgvmPlatformType::SEV_ES, 0),
+        ],
+        vec![I::GuestPolicy {
+            policy: 0x30000,
+            compatibility_mask: SNP,
+        }],
         directives,
     )
 }
@@ -78,7 +137,10 @@ fn every_kind() -> Vec<u8> {
 #[test]
 fn every_directive_kind_equals_the_igvm_crate() {
     let bytes = every_kind();
-    assert_eq!(ours(&bytes, IgvmPlatformType::SEV_SNP, false), theirs(&bytes, SNP).to_vec());
+    assert_eq!(
+        ours(&bytes, IgvmPlatformType::SEV_SNP, false),
+        theirs(&bytes, SNP).to_vec()
+    );
 }
 
 /// The measured items, in order, as `--explain` lists them.
@@ -95,7 +157,10 @@ fn items_in_order() {
         }
     }
     igvm_launch_digest(&file, &p, IgvmOptions::default(), Collect(&mut items)).unwrap();
-    let got: Vec<(u64, u8)> = items.iter().map(|i| (i.gpa, i.page_type.unwrap().0)).collect();
+    let got: Vec<(u64, u8)> = items
+        .iter()
+        .map(|i| (i.gpa, i.page_type.unwrap().0))
+        .collect();
     let (n, u, s, c, v) = (
         PageType::NORMAL.0,
         PageType::UNMEASURED.0,
@@ -121,7 +186,10 @@ fn items_in_order() {
         ]
     );
     // The empty NORMAL page is measured as a page of zeros.
-    assert_eq!(items[4].contents, vmsa_core::measure::snp::sha384_zero_page());
+    assert_eq!(
+        items[4].contents,
+        vmsa_core::measure::snp::sha384_zero_page()
+    );
 }
 
 #[test]
@@ -144,7 +212,10 @@ fn sev_es_digest_by_hand() {
     let mut page = [0u8; 4096];
     page[..4096].copy_from_slice(zerocopy::IntoBytes::as_bytes(&*vmsa(0x1234)));
     h.update(page);
-    assert_eq!(ours(&bytes, IgvmPlatformType::SEV_ES, false), h.finalize().to_vec());
+    assert_eq!(
+        ours(&bytes, IgvmPlatformType::SEV_ES, false),
+        h.finalize().to_vec()
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -243,10 +314,24 @@ fn with_id_block(ld: [u8; 48]) -> Vec<u8> {
     build(
         IgvmRevision::V1,
         vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
-        vec![I::GuestPolicy { policy: 0x30000, compatibility_mask: SNP }],
+        vec![I::GuestPolicy {
+            policy: 0x30000,
+            compatibility_mask: SNP,
+        }],
         vec![
-            page(0x20_0000, SNP, vec![7; 4096], IgvmPageDataType::NORMAL, IgvmPageDataFlags::new()),
-            D::SnpVpContext { gpa: 0xFFFF_FFFF_F000, compatibility_mask: SNP, vp_index: 0, vmsa: vmsa(0xfff0) },
+            page(
+                0x20_0000,
+                SNP,
+                vec![7; 4096],
+                IgvmPageDataType::NORMAL,
+                IgvmPageDataFlags::new(),
+            ),
+            D::SnpVpContext {
+                gpa: 0xFFFF_FFFF_F000,
+                compatibility_mask: SNP,
+                vp_index: 0,
+                vmsa: vmsa(0xfff0),
+            },
             id_block(ld),
         ],
     )
@@ -273,7 +358,11 @@ fn cli_and_id_block() {
     let good = dir.join("good.igvm");
     std::fs::write(&good, with_id_block(ld)).unwrap();
     let out = vmsa_measure(&good, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let hex: String = ld.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
 

@@ -40,6 +40,11 @@ proptest! {
             }
             prop_assert_eq!(whole.ld(), par.ld());
         }
+        // OpenSSL's SHA-384 (the CLI's bulk hasher) gives the same contents hashes.
+        prop_assert_eq!(
+            vmsa_core::measure::parallel::sha384_pages_with(&data, 2, openssl::sha::sha384),
+            sha384_pages(&data, 1)
+        );
     }
 
     #[test]
@@ -65,7 +70,8 @@ proptest! {
 fn page_info_by_hand() {
     let page = pages(1, 7);
     let mut d = SnpDigest::new();
-    d.update_normal_pages(ItemKind::Firmware, 0xffff_f000, &page).unwrap();
+    d.update_normal_pages(ItemKind::Firmware, 0xffff_f000, &page)
+        .unwrap();
     let mut info = Vec::new();
     info.extend_from_slice(&[0u8; 48]);
     info.extend_from_slice(&sha384(&page));
@@ -81,7 +87,10 @@ fn page_info_by_hand() {
 #[test]
 fn unaligned_ranges_are_refused() {
     let mut d = SnpDigest::new();
-    assert!(d.update_normal_pages(ItemKind::Firmware, 0, &[0u8; 100]).is_err());
+    assert!(
+        d.update_normal_pages(ItemKind::Firmware, 0, &[0u8; 100])
+            .is_err()
+    );
     assert!(
         d.update_unmeasured_pages(ItemKind::Firmware, PageType::ZERO, 0, 0x1001)
             .is_err()
@@ -97,7 +106,12 @@ fn unaligned_ranges_are_refused() {
     );
     assert_eq!(d.ld(), {
         let mut e = SnpDigest::new();
-        e.update_with_contents(ItemKind::Firmware, PageType::ZERO, u64::MAX - 0xfff, [0; 48]);
+        e.update_with_contents(
+            ItemKind::Firmware,
+            PageType::ZERO,
+            u64::MAX - 0xfff,
+            [0; 48],
+        );
         e.ld()
     });
 }

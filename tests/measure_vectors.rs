@@ -10,8 +10,9 @@ fn fixtures() -> PathBuf {
 }
 
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(fixtures().join("vectors.json"))
-        .expect("../shared/fixtures/sev-snp-measure/vectors.json (the shared fixtures beside the repo)");
+    let text = std::fs::read_to_string(fixtures().join("vectors.json")).expect(
+        "../shared/fixtures/sev-snp-measure/vectors.json (the shared fixtures beside the repo)",
+    );
     serde_json::from_str(&text).unwrap()
 }
 
@@ -29,7 +30,10 @@ fn args_for(v: &Value, empty: &Path) -> Vec<String> {
         "--mode".into(),
         s("mode").unwrap(),
         "--ovmf".into(),
-        fixtures().join(s("firmware").unwrap()).display().to_string(),
+        fixtures()
+            .join(s("firmware").unwrap())
+            .display()
+            .to_string(),
     ];
     if v["mode"] != "sev" {
         a.extend(["--vcpus".into(), v["vcpus"].to_string()]);
@@ -102,8 +106,15 @@ fn snp_ovmf_hash_vector() {
             "--ovmf".into(),
             fw.display().to_string(),
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), h["digest"].as_str().unwrap());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            h["digest"].as_str().unwrap()
+        );
     }
 }
 
@@ -119,12 +130,20 @@ fn must_fail_cases() {
             "--mode".into(),
             mode.into(),
             "--ovmf".into(),
-            fixtures().join(case["firmware"].as_str().unwrap()).display().to_string(),
+            fixtures()
+                .join(case["firmware"].as_str().unwrap())
+                .display()
+                .to_string(),
             "--kernel".into(),
             empty.display().to_string(),
         ];
         if mode != "sev" {
-            args.extend(["--vcpus".into(), "1".into(), "--vcpu-type".into(), "EPYC-v4".into()]);
+            args.extend([
+                "--vcpus".into(),
+                "1".into(),
+                "--vcpu-type".into(),
+                "EPYC-v4".into(),
+            ]);
         }
         let out = vmsa(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -142,7 +161,14 @@ fn must_fail_cases() {
 fn verbose_and_base64_output() {
     let fw = fixtures().join("ovmf_AmdSev_suffix.bin");
     let base = [
-        "measure", "--mode", "snp", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf",
+        "measure",
+        "--mode",
+        "snp",
+        "--vcpus",
+        "1",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--ovmf",
     ];
     let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
     args.push(fw.display().to_string());
@@ -159,14 +185,19 @@ fn verbose_and_base64_output() {
     let out = vmsa(&b64);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        b64_of_hex("19358ba9a7615534a9a1e2f0dfc29384dcd4dcb7062ff9c6013b26869a5fc6ecabe033c48dd6f6db5d6d76e7c5df632d")
+        b64_of_hex(
+            "19358ba9a7615534a9a1e2f0dfc29384dcd4dcb7062ff9c6013b26869a5fc6ecabe033c48dd6f6db5d6d76e7c5df632d"
+        )
     );
 }
 
 /// Reference base64 of a hex string, by Python's base64 module (the peer's encoder).
 fn b64_of_hex(hex: &str) -> String {
     let out = Command::new("python3")
-        .args(["-c", &format!("import base64;print(base64.b64encode(bytes.fromhex('{hex}')).decode())")])
+        .args([
+            "-c",
+            &format!("import base64;print(base64.b64encode(bytes.fromhex('{hex}')).decode())"),
+        ])
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()

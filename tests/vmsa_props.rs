@@ -63,5 +63,8 @@ fn field_table_matches_linux_offsets() {
     for (name, offset) in expect {
         assert_eq!(Vmsa::field_named(name).unwrap().offset, offset, "{name}");
     }
-    assert_eq!(FIELDS.last().unwrap().offset + FIELDS.last().unwrap().size, 4096);
+    assert_eq!(
+        FIELDS.last().unwrap().offset + FIELDS.last().unwrap().size,
+        4096
+    );
 }

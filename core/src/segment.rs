@@ -21,8 +21,14 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// The wrapped `u16` is the raw field as stored in a page, so it may carry the reserved bits
 /// 15:12; [`SegmentAttributes::new`] refuses them and [`SegmentAttributes::reserved_bits`] shows them.
 #[repr(transparent)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct SegmentAttributes(pub u16);
 
 /// A conversion between segment attribute encodings could not be done without losing bits.
@@ -52,7 +58,9 @@ pub enum SegmentError {
     #[error("KVM segment is not present but not marked unusable")]
     NotPresentUsable,
     /// IGVM descriptor attribute bits 11:8 hold `limit[19:16]` in descriptor format and must be 0.
-    #[error("IGVM segment attribute {0:#06x} sets bits 11:8 (limit[19:16] in a descriptor), which must be 0")]
+    #[error(
+        "IGVM segment attribute {0:#06x} sets bits 11:8 (limit[19:16] in a descriptor), which must be 0"
+    )]
     IgvmLimitBits(u16),
 }
 
@@ -214,7 +222,9 @@ impl SegmentAttributes {
             return Err(SegmentError::SegcacheBitsOutsideMask(flags));
         }
         // Masked to 12 bits before narrowing, so the cast cannot truncate.
-        Ok(Self((((flags & 0xff00) >> 8) | ((flags & 0x00f0_0000) >> 12)) as u16))
+        Ok(Self(
+            (((flags & 0xff00) >> 8) | ((flags & 0x00f0_0000) >> 12)) as u16,
+        ))
     }
 
     /// To the 16-bit descriptor-style attribute of IGVM native contexts and igvmbuilder:
@@ -292,7 +302,11 @@ impl fmt::Display for AttributeDescription {
             };
             f.write_str(name)?;
         }
-        f.write_str(if a.present() { ",present" } else { ",not-present" })?;
+        f.write_str(if a.present() {
+            ",present"
+        } else {
+            ",not-present"
+        })?;
         write!(f, ",dpl{}", a.dpl())?;
         if a.avl() {
             f.write_str(",avl")?;
@@ -325,7 +339,9 @@ impl fmt::Display for AttributeDescription {
 
 /// A segment register as the VMCB and VMSA store it (`struct vmcb_seg`, 16 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VmcbSegment {
     /// Selector.

@@ -17,18 +17,36 @@ pub fn raw_segment_attributes() -> impl Strategy<Value = SegmentAttributes> {
 
 /// A segment with a valid attribute and arbitrary selector, limit and base.
 pub fn vmcb_segment() -> impl Strategy<Value = VmcbSegment> {
-    (any::<u16>(), segment_attributes(), any::<u32>(), any::<u64>())
+    (
+        any::<u16>(),
+        segment_attributes(),
+        any::<u32>(),
+        any::<u64>(),
+    )
         .prop_map(|(s, a, l, b)| VmcbSegment::new(s, a, l, b))
 }
 
 /// A `kvm_segment` as KVM reports one: every field in range and `unusable == !present`.
 pub fn kvm_segment() -> impl Strategy<Value = KvmSegment> {
     (
-        (any::<u64>(), any::<u32>(), any::<u16>(), 0u8..16, any::<bool>(), 0u8..4),
-        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            any::<u16>(),
+            0u8..16,
+            any::<bool>(),
+            0u8..4,
+        ),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
-        .prop_map(|((base, limit, selector, type_, present, dpl), (db, s, l, g, avl))| {
-            KvmSegment {
+        .prop_map(
+            |((base, limit, selector, type_, present, dpl), (db, s, l, g, avl))| KvmSegment {
                 base,
                 limit,
                 selector,
@@ -41,8 +59,8 @@ pub fn kvm_segment() -> impl Strategy<Value = KvmSegment> {
                 g: u8::from(g),
                 avl: u8::from(avl),
                 unusable: u8::from(!present),
-            }
-        })
+            },
+        )
 }
 
 /// Any 4096 bytes.

@@ -19,7 +19,11 @@ pub const SAVE_AREA_SIZE: usize = 0x670;
 
 /// How a VMSA field is decoded for display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum FieldKind {
     /// A `struct vmcb_seg`.
     Segment,
@@ -547,7 +551,10 @@ mod tests {
             0xffff_0000,
         );
         let mut buf = [0u8; 128];
-        let s = fmt_into(&mut buf, format_args!("{}", v.field(Vmsa::field_named("cs").unwrap())));
+        let s = fmt_into(
+            &mut buf,
+            format_args!("{}", v.field(Vmsa::field_named("cs").unwrap())),
+        );
         assert_eq!(
             s,
             "sel=f000 base=ffff0000 limit=ffff attr=09b code,read,accessed,present,dpl0,16-bit"
@@ -559,7 +566,10 @@ mod tests {
         impl fmt::Write for W<'_> {
             fn write_str(&mut self, s: &str) -> fmt::Result {
                 let end = self.1 + s.len();
-                self.0.get_mut(self.1..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+                self.0
+                    .get_mut(self.1..end)
+                    .ok_or(fmt::Error)?
+                    .copy_from_slice(s.as_bytes());
                 self.1 = end;
                 Ok(())
             }

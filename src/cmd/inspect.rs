@@ -71,7 +71,10 @@ pub fn print_vmsa(vmsa: &Vmsa, json: bool) {
                 decoded: v.to_string(),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&fields).expect("plain data serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&fields).expect("plain data serializes")
+        );
     } else {
         for (f, v) in vmsa.nonzero_fields() {
             println!("{:#05x} {:<16} {v}", f.offset, f.name);

@@ -17,9 +17,7 @@ use vmsa_core::measure::{
     ItemKind, MeasuredItem, Observer, PageType, SevDigest, SevHashes, SnpDigest,
 };
 use vmsa_core::ovmf::{OvmfImage, gpa_ending_at_4g};
-use vmsa_core::reset::{
-    CpuSignature, LaunchConfig, LaunchVmsas, SevMode, VmmType, launch_vmsas,
-};
+use vmsa_core::reset::{CpuSignature, LaunchConfig, LaunchVmsas, SevMode, VmmType, launch_vmsas};
 
 /// Arguments of `vmsa measure` (sev-snp-measure's, plus `--igvm`, `--json`, `--explain`).
 #[derive(Debug, clap::Args)]
@@ -123,8 +121,13 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
         "seves" | "sev-es" | "SEVES" | "SEV-ES" => Ok(Mode::SevEs),
         "snp" | "sev-snp" | "SNP" | "SEV-SNP" => Ok(Mode::Snp),
         "snp:ovmf-hash" => Ok(Mode::SnpOvmfHash),
-        "snp:svsm" => Err("snp:svsm is not supported by vmsa measure (measure the SVSM's IGVM file with --igvm)".into()),
-        _ => Err(format!("invalid mode '{s}' (sev, seves, sev-es, snp, snp:ovmf-hash)")),
+        "snp:svsm" => Err(
+            "snp:svsm is not supported by vmsa measure (measure the SVSM's IGVM file with --igvm)"
+                .into(),
+        ),
+        _ => Err(format!(
+            "invalid mode '{s}' (sev, seves, sev-es, snp, snp:ovmf-hash)"
+        )),
     }
 }
 
@@ -139,7 +142,8 @@ fn parse_auto_int(s: &str) -> Result<u64, String> {
     } else {
         (t, 10)
     };
-    u64::from_str_radix(&digits.replace('_', ""), radix).map_err(|e| format!("invalid integer '{s}': {e}"))
+    u64::from_str_radix(&digits.replace('_', ""), radix)
+        .map_err(|e| format!("invalid integer '{s}': {e}"))
 }
 
 /// Output format of the digest.
@@ -193,8 +197,12 @@ fn fail(m: impl ToString) -> Failure {
 
 fn resolve(args: &Args) -> Result<Request, Failure> {
     let mode = args.mode;
-    let vmm = VmmType::from_name(&args.vmm_type)
-        .ok_or_else(|| usage(format!("unknown VMM type '{}' (QEMU, ec2, gce, kvm)", args.vmm_type)))?;
+    let vmm = VmmType::from_name(&args.vmm_type).ok_or_else(|| {
+        usage(format!(
+            "unknown VMM type '{}' (QEMU, ec2, gce, kvm)",
+            args.vmm_type
+        ))
+    })?;
     let vcpus = match (mode, args.vcpus) {
         // An IGVM file carries its own VP contexts.
         (_, v) if args.igvm.is_some() => v.unwrap_or(1),
@@ -208,7 +216,9 @@ fn resolve(args: &Args) -> Result<Request, Failure> {
         }
     };
     if args.dump_vmsa && !matches!(mode, Mode::SevEs | Mode::Snp) {
-        return Err(usage("--dump-vmsa is only available in the seves and snp modes"));
+        return Err(usage(
+            "--dump-vmsa is only available in the seves and snp modes",
+        ));
     }
     // sev-snp-measure's priority: family/model/stepping, then --vcpu-sig, then --vcpu-type.
     // Unlike 0.0.13, family 0 and signature 0 are accepted (fixed upstream after 0.0.13).
@@ -220,10 +230,14 @@ fn resolve(args: &Args) -> Result<Request, Failure> {
         )
         .map_err(|e| usage(e.to_string()))?
     } else if let Some(sig) = args.vcpu_sig {
-        CpuSignature(u32::try_from(sig).map_err(|_| usage(format!("--vcpu-sig {sig:#x} does not fit in 32 bits")))?)
+        CpuSignature(
+            u32::try_from(sig)
+                .map_err(|_| usage(format!("--vcpu-sig {sig:#x} does not fit in 32 bits")))?,
+        )
     } else if let Some(name) = &args.vcpu_type {
         CpuSignature::named(name).map_err(|_| usage(format!("unknown --vcpu-type '{name}'")))?
-    } else if vmm == VmmType::Qemu && matches!(mode, Mode::SevEs | Mode::Snp) && args.igvm.is_none() {
+    } else if vmm == VmmType::Qemu && matches!(mode, Mode::SevEs | Mode::Snp) && args.igvm.is_none()
+    {
         return Err(usage(format!(
             "missing --vcpu-type or --vcpu-sig or --vcpu-family in guest mode '{}'",
             mode_arg(mode)
@@ -250,7 +264,10 @@ fn resolve(args: &Args) -> Result<Request, Failure> {
     let seed = match &args.snp_ovmf_hash {
         None => None,
         Some(_) if mode != Mode::Snp => return Err(fail("SNP OVMF hash only works with SNP")),
-        Some(h) => Some(parse_hex48(h).ok_or_else(|| fail(format!("--snp-ovmf-hash '{h}' is not 48 bytes of hex")))?),
+        Some(h) => Some(
+            parse_hex48(h)
+                .ok_or_else(|| fail(format!("--snp-ovmf-hash '{h}' is not 48 bytes of hex")))?,
+        ),
     };
     Ok(Request {
         mode,
@@ -285,11 +302,14 @@ fn parse_hex48(s: &str) -> Option<[u8; 48]> {
 }
 
 fn sha256_file(path: &Path) -> Result<[u8; 32], Failure> {
-    let mut f = File::open(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let mut f =
+        File::open(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
         if n == 0 {
             break;
         }
@@ -323,8 +343,12 @@ struct Firmware {
 
 impl Firmware {
     fn open(path: &Path) -> Result<Self, Failure> {
-        let mut f = File::open(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-        let len = f.metadata().map_err(|e| fail(format!("{}: {e}", path.display())))?.len();
+        let mut f =
+            File::open(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+        let len = f
+            .metadata()
+            .map_err(|e| fail(format!("{}: {e}", path.display())))?
+            .len();
         // The footer table and the `ASEV` metadata live near the end of the image (the metadata
         // offset is counted from the end; a few KiB in every OVMF build): parse the last MiB, and
         // only if that does not parse, the whole image.
@@ -352,12 +376,14 @@ impl Firmware {
 
     /// Streams the image in chunks of whole pages.
     fn stream(&self, mut each: impl FnMut(&[u8])) -> Result<(), Failure> {
-        let mut f = File::open(&self.path).map_err(|e| fail(format!("cannot read {}: {e}", self.path.display())))?;
+        let mut f = File::open(&self.path)
+            .map_err(|e| fail(format!("cannot read {}: {e}", self.path.display())))?;
         let mut buf = vec![0u8; 8 << 20];
         let mut left = self.len;
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
-            f.read_exact(&mut buf[..n]).map_err(|e| fail(format!("cannot read {}: {e}", self.path.display())))?;
+            f.read_exact(&mut buf[..n])
+                .map_err(|e| fail(format!("cannot read {}: {e}", self.path.display())))?;
             each(&buf[..n]);
             left -= n as u64;
         }
@@ -375,14 +401,22 @@ fn measure(args: &Args) -> Result<(), Failure> {
         let digest = measure_igvm(args, &req, path, &mut items)?;
         return print(args, &req, &digest, &items.items);
     }
-    let path = args.ovmf.as_deref().ok_or_else(|| usage("--ovmf PATH is required"))?;
+    let path = args
+        .ovmf
+        .as_deref()
+        .ok_or_else(|| usage("--ovmf PATH is required"))?;
     let fw_file = Firmware::open(path)?;
     let fw = fw_file.parsed()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut vmsas: Option<LaunchVmsas> = None;
     let digest: Vec<u8> = match req.mode {
         Mode::Sev | Mode::SevEs => {
-            let table = req.hashes.as_ref().map(|h| sev_hash_table(&fw, h)).transpose().map_err(fail)?;
+            let table = req
+                .hashes
+                .as_ref()
+                .map(|h| sev_hash_table(&fw, h))
+                .transpose()
+                .map_err(fail)?;
             if req.mode == Mode::SevEs {
                 vmsas = Some(compute_vmsas(&fw, &req, SevMode::SevEs)?);
             }
@@ -406,11 +440,22 @@ fn measure(args: &Args) -> Result<(), Failure> {
             let mut d = SnpDigest::with_observer(req.seed.unwrap_or([0; 48]), &mut items);
             if req.seed.is_none() {
                 if fw_file.len % 4096 != 0 {
-                    return Err(fail(format!("{}: {} bytes is not a whole number of 4 KiB pages", path.display(), fw_file.len)));
+                    return Err(fail(format!(
+                        "{}: {} bytes is not a whole number of 4 KiB pages",
+                        path.display(),
+                        fw_file.len
+                    )));
                 }
                 let mut gpa = gpa_ending_at_4g(fw_file.len as usize);
                 fw_file.stream(|chunk| {
-                    for h in vmsa_core::measure::parallel::sha384_pages(chunk, threads) {
+                    // Contents hashes on every core with OpenSSL's assembly SHA-384 (the same
+                    // function as the core's `sha2`, checked by tests/measure_props.rs), then
+                    // chained in order.
+                    for h in vmsa_core::measure::parallel::sha384_pages_with(
+                        chunk,
+                        threads,
+                        openssl::sha::sha384,
+                    ) {
                         d.update_with_contents(ItemKind::Firmware, PageType::NORMAL, gpa, h);
                         gpa = gpa.wrapping_add(4096);
                     }
@@ -434,7 +479,8 @@ fn measure(args: &Args) -> Result<(), Failure> {
         if let Some(v) = &vmsas {
             for (cpu, page) in v.pages() {
                 let name = format!("vmsa{cpu}.bin");
-                std::fs::write(&name, page.as_page()).map_err(|e| fail(format!("cannot write {name}: {e}")))?;
+                std::fs::write(&name, page.as_page())
+                    .map_err(|e| fail(format!("cannot write {name}: {e}")))?;
             }
         }
     }
@@ -442,26 +488,41 @@ fn measure(args: &Args) -> Result<(), Failure> {
 }
 
 /// The IGVM digest of the platform the mode names (snp: SEV_SNP, seves: SEV_ES, sev: SEV).
-fn measure_igvm(args: &Args, req: &Request, path: &Path, items: &mut Items) -> Result<Vec<u8>, Failure> {
+fn measure_igvm(
+    args: &Args,
+    req: &Request,
+    path: &Path,
+    items: &mut Items,
+) -> Result<Vec<u8>, Failure> {
     use vmsa_core::igvm::{IgvmFile, PlatformChoice};
     use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
     let name = match req.mode {
         Mode::Snp => "snp",
         Mode::SevEs => "sev-es",
         Mode::Sev => "sev",
-        Mode::SnpOvmfHash => return Err(usage("snp:ovmf-hash measures OVMF firmware, not IGVM files")),
+        Mode::SnpOvmfHash => {
+            return Err(usage(
+                "snp:ovmf-hash measures OVMF firmware, not IGVM files",
+            ));
+        }
     };
     let platform_type = vmsa_core::igvm::platform_from_name(name).expect("a known platform name");
     if args.dump_vmsa || args.kernel.is_some() || args.snp_ovmf_hash.is_some() {
-        return Err(usage("--dump-vmsa, --kernel and --snp-ovmf-hash apply to OVMF firmware, not to --igvm (use `vmsa reset --igvm`)"));
+        return Err(usage(
+            "--dump-vmsa, --kernel and --snp-ovmf-hash apply to OVMF firmware, not to --igvm (use `vmsa reset --igvm`)",
+        ));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     let file = IgvmFile::parse(&bytes).map_err(|e| fail(format!("{}: {e}", path.display())))?;
     let platform = file
         .select(PlatformChoice::Only(platform_type))
         .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-    let options = IgvmOptions { native_zero: args.native_zero };
-    let d = igvm_launch_digest(&file, &platform, options, items).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let options = IgvmOptions {
+        native_zero: args.native_zero,
+    };
+    let d = igvm_launch_digest(&file, &platform, options, items)
+        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
     if d.id_block_mismatch() && !args.ignore_idblock {
         return Err(fail(format!(
             "{}: the calculated measurement {} does not match the SNP_ID_BLOCK's expected {} (use --ignore-idblock to print it anyway)",
@@ -476,8 +537,8 @@ fn measure_igvm(args: &Args, req: &Request, path: &Path, items: &mut Items) -> R
 fn print(args: &Args, req: &Request, digest: &[u8], items: &[MeasuredItem]) -> Result<(), Failure> {
     let text = match (req.mode, args.output_format) {
         // sev-snp-measure prints the ovmf hash as hex whatever the format.
-        (Mode::SnpOvmfHash, _) | (_, OutputFormat::Hex) => hex(&digest),
-        (_, OutputFormat::Base64) => base64(&digest),
+        (Mode::SnpOvmfHash, _) | (_, OutputFormat::Hex) => hex(digest),
+        (_, OutputFormat::Base64) => base64(digest),
     };
     if args.json {
         print_json(args, req, &text, items);
@@ -486,7 +547,10 @@ fn print(args: &Args, req: &Request, digest: &[u8], items: &[MeasuredItem]) -> R
             print_explain(items);
         }
         if args.verbose && req.mode != Mode::SnpOvmfHash {
-            println!("Calculated {} guest measurement: {text}", req.mode.peer_name());
+            println!(
+                "Calculated {} guest measurement: {text}",
+                req.mode.peer_name()
+            );
         } else {
             println!("{text}");
         }
@@ -518,7 +582,9 @@ fn base64(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -544,7 +610,10 @@ fn describe(kind: &ItemKind) -> String {
 }
 
 fn print_explain(items: &[MeasuredItem]) {
-    println!("{:>5}  {:<24} {:>14}  {:<10}  {:<22}  digest after", "#", "item", "gpa", "type", "contents");
+    println!(
+        "{:>5}  {:<24} {:>14}  {:<10}  {:<22}  digest after",
+        "#", "item", "gpa", "type", "contents"
+    );
     for (i, it) in items.iter().enumerate() {
         let contents = if it.contents.iter().all(|&b| b == 0) {
             "0".to_string()
@@ -553,10 +622,21 @@ fn print_explain(items: &[MeasuredItem]) {
         } else {
             format!("sha384:{}…", hex(&it.contents[..8]))
         };
-        let after = if it.page_type.is_some() { hex(&it.digest_after) } else { "-".into() };
+        let after = if it.page_type.is_some() {
+            hex(&it.digest_after)
+        } else {
+            "-".into()
+        };
         let ty = it.page_type.map_or("-".into(), |t| t.to_string());
-        let gpa = if it.page_type.is_some() { format!("{:#x}", it.gpa) } else { format!("{} bytes", it.len) };
-        println!("{i:>5}  {:<24} {gpa:>14}  {ty:<10}  {contents:<22}  {after}", describe(&it.kind));
+        let gpa = if it.page_type.is_some() {
+            format!("{:#x}", it.gpa)
+        } else {
+            format!("{} bytes", it.len)
+        };
+        println!(
+            "{i:>5}  {:<24} {gpa:>14}  {ty:<10}  {contents:<22}  {after}",
+            describe(&it.kind)
+        );
     }
 }
 
@@ -598,11 +678,18 @@ fn print_json(args: &Args, req: &Request, text: &str, items: &[MeasuredItem]) {
                     gpa: it.gpa,
                     len: it.len,
                     page_type: it.page_type.map(|t| t.to_string()),
-                    contents: hex(if it.page_type.is_some() { &it.contents } else { &it.contents[..32] }),
+                    contents: hex(if it.page_type.is_some() {
+                        &it.contents
+                    } else {
+                        &it.contents[..32]
+                    }),
                     digest_after: it.page_type.is_some().then(|| hex(&it.digest_after)),
                 })
                 .collect()
         }),
     };
-    println!("{}", serde_json::to_string_pretty(&out).expect("plain data serializes"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).expect("plain data serializes")
+    );
 }

@@ -48,7 +48,9 @@ pub struct IgvmOptions {
 #[non_exhaustive]
 pub enum IgvmMeasureError {
     /// A 2 MiB `PAGE_DATA`; see the module docs.
-    #[error("IGVM header {header_index}: 2 MiB page at GPA {gpa:#x}: the peers measure 2 MiB pages differently (igvm: one 4 KiB page, igvmmeasure: 512 pages), so it is refused")]
+    #[error(
+        "IGVM header {header_index}: 2 MiB page at GPA {gpa:#x}: the peers measure 2 MiB pages differently (igvm: one 4 KiB page, igvmmeasure: 512 pages), so it is refused"
+    )]
     LargePage {
         /// Header index.
         header_index: u32,
@@ -142,7 +144,10 @@ pub fn igvm_launch_digest<O: Observer>(
                     continue;
                 }
                 if p.flags.is_2mb_page() {
-                    return Err(IgvmMeasureError::LargePage { header_index, gpa: p.gpa });
+                    return Err(IgvmMeasureError::LargePage {
+                        header_index,
+                        gpa: p.gpa,
+                    });
                 }
                 let data = p.data.map(|d| &d[..]);
                 match &mut sink {
@@ -175,9 +180,16 @@ pub fn igvm_launch_digest<O: Observer>(
                     .iter()
                     .find(|(i, _)| *i == index)
                     .map(|(_, s)| *s)
-                    .ok_or(IgvmMeasureError::UnknownParameterArea { header_index, index })?;
+                    .ok_or(IgvmMeasureError::UnknownParameterArea {
+                        header_index,
+                        index,
+                    })?;
                 if ins.gpa.checked_add(size).is_none() {
-                    return Err(IgvmMeasureError::Range { header_index, gpa: ins.gpa, len: size });
+                    return Err(IgvmMeasureError::Range {
+                        header_index,
+                        gpa: ins.gpa,
+                        len: size,
+                    });
                 }
                 if let Sink::Snp(d) = &mut sink {
                     let mut off = 0;
@@ -216,7 +228,11 @@ pub fn igvm_launch_digest<O: Observer>(
             (out, 32)
         }
     };
-    Ok(IgvmDigest { digest, len, id_block_ld })
+    Ok(IgvmDigest {
+        digest,
+        len,
+        id_block_ld,
+    })
 }
 
 enum Sink<O: Observer> {

@@ -18,12 +18,16 @@ pub mod parallel;
 pub mod sev;
 pub mod snp;
 
-pub use sev::{SevDigest, SevHashes, SEV_HASH_TABLE_PADDED_SIZE};
+pub use sev::{SEV_HASH_TABLE_PADDED_SIZE, SevDigest, SevHashes};
 pub use snp::{PageType, SnpDigest, VMSA_GPA};
 
 /// What a measured item is, for `--explain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case", tag = "kind"))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case", tag = "kind")
+)]
 #[non_exhaustive]
 pub enum ItemKind {
     /// A page (SNP) or a chunk (SEV) of the firmware image.

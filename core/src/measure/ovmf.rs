@@ -48,7 +48,9 @@ pub enum LaunchDigestError {
     /// SNP needs the `ASEV` metadata: without it QEMU fails (`Failed to locate SEV metadata
     /// header`) and OVMF would not find its secrets and CPUID pages. sev-snp-measure measures
     /// such an image anyway, with no sections; we refuse.
-    #[error("the firmware has no SEV metadata (`ASEV`): an SNP guest cannot launch from it (QEMU: \"Failed to locate SEV metadata header\")")]
+    #[error(
+        "the firmware has no SEV metadata (`ASEV`): an SNP guest cannot launch from it (QEMU: \"Failed to locate SEV metadata header\")"
+    )]
     SnpWithoutMetadata,
     /// An `ASEV` section type nobody defines.
     #[error("SEV metadata section {index} (GPA {gpa:#x}) has unknown type {section_type:#x}")]
@@ -61,7 +63,9 @@ pub enum LaunchDigestError {
         section_type: u32,
     },
     /// A section that is not whole pages.
-    #[error("SEV metadata section {index} ({section_type}) at GPA {gpa:#x} has size {size:#x}, not a multiple of 4 KiB")]
+    #[error(
+        "SEV metadata section {index} ({section_type}) at GPA {gpa:#x} has size {size:#x}, not a multiple of 4 KiB"
+    )]
     SectionNotPageMultiple {
         /// Descriptor index.
         index: usize,
@@ -79,7 +83,9 @@ pub enum LaunchDigestError {
     #[error("Kernel specified but OVMF doesn't support kernel/initrd/cmdline measurement")]
     KernelHashesUnsupported,
     /// The `SNP_KERNEL_HASHES` section is not exactly one page (QEMU writes one page).
-    #[error("the SNP_KERNEL_HASHES section at GPA {gpa:#x} is {size:#x} bytes; QEMU fills exactly one 4 KiB page")]
+    #[error(
+        "the SNP_KERNEL_HASHES section at GPA {gpa:#x} is {size:#x} bytes; QEMU fills exactly one 4 KiB page"
+    )]
     KernelHashesSectionSize {
         /// Its GPA.
         gpa: u32,
@@ -158,7 +164,10 @@ pub fn snp_update_metadata<O: Observer>(
         update_section(digest, &s, kernel_page.as_ref(), policy)?;
     }
     if policy.cpuid_last {
-        for s in md.sections().filter(|s| s.section_type == SectionType::CPUID) {
+        for s in md
+            .sections()
+            .filter(|s| s.section_type == SectionType::CPUID)
+        {
             update_section(digest, &s, None, policy)?;
         }
     }
@@ -178,7 +187,9 @@ fn update_section<O: Observer>(
     match s.section_type {
         SectionType::SNP_SEC_MEM => digest.update_unmeasured_pages(kind, policy.sec_mem, gpa, size),
         // QEMU and sev-snp-measure measure one page for SECRETS and CPUID whatever the size says.
-        SectionType::SNP_SECRETS => digest.update_unmeasured_pages(kind, PageType::SECRETS, gpa, PAGE_SIZE),
+        SectionType::SNP_SECRETS => {
+            digest.update_unmeasured_pages(kind, PageType::SECRETS, gpa, PAGE_SIZE)
+        }
         SectionType::CPUID => digest.update_unmeasured_pages(kind, PageType::CPUID, gpa, PAGE_SIZE),
         SectionType::SNP_KERNEL_HASHES => match kernel_page {
             Some(page) => digest.update_normal_pages(ItemKind::KernelHashes, gpa, page),

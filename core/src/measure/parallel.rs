@@ -9,6 +9,16 @@ use std::vec::Vec;
 /// SHA-384 of every 4 KiB page of `data` (a multiple of 4 KiB; a short tail is ignored), in
 /// order, computed on up to `threads` threads.
 pub fn sha384_pages(data: &[u8], threads: usize) -> Vec<[u8; 48]> {
+    sha384_pages_with(data, threads, sha384)
+}
+
+/// [`sha384_pages`] with another SHA-384 implementation (a hosted caller may pass an
+/// assembly-optimised one such as OpenSSL's; it must compute plain SHA-384).
+pub fn sha384_pages_with<F>(data: &[u8], threads: usize, sha384: F) -> Vec<[u8; 48]>
+where
+    F: Fn(&[u8]) -> [u8; 48] + Sync,
+{
+    let sha384 = &sha384;
     let page = PAGE_SIZE as usize;
     let pages = data.len() / page;
     let mut out = std::vec![[0u8; 48]; pages];

@@ -18,13 +18,33 @@ pub const SEV_HASH_ENTRY_SIZE: usize = 16 + 2 + 32;
 pub const SEV_HASH_TABLE_PADDED_SIZE: usize = (SEV_HASH_TABLE_SIZE + 15) & !15;
 
 /// `SEV_HASH_TABLE_HEADER_GUID` 9438d606-4f22-4cc9-b479-a793d411fd21, in EFI byte order.
-pub const SEV_HASH_TABLE_HEADER_GUID: [u8; 16] = guid_le(0x9438d606, 0x4f22, 0x4cc9, [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21]);
+pub const SEV_HASH_TABLE_HEADER_GUID: [u8; 16] = guid_le(
+    0x9438d606,
+    0x4f22,
+    0x4cc9,
+    [0xb4, 0x79, 0xa7, 0x93, 0xd4, 0x11, 0xfd, 0x21],
+);
 /// `SEV_KERNEL_ENTRY_GUID` 4de79437-abd2-427f-b835-d5b172d2045b.
-pub const SEV_KERNEL_ENTRY_GUID: [u8; 16] = guid_le(0x4de79437, 0xabd2, 0x427f, [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b]);
+pub const SEV_KERNEL_ENTRY_GUID: [u8; 16] = guid_le(
+    0x4de79437,
+    0xabd2,
+    0x427f,
+    [0xb8, 0x35, 0xd5, 0xb1, 0x72, 0xd2, 0x04, 0x5b],
+);
 /// `SEV_INITRD_ENTRY_GUID` 44baf731-3a2f-4bd7-9af1-41e29169781d.
-pub const SEV_INITRD_ENTRY_GUID: [u8; 16] = guid_le(0x44baf731, 0x3a2f, 0x4bd7, [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d]);
+pub const SEV_INITRD_ENTRY_GUID: [u8; 16] = guid_le(
+    0x44baf731,
+    0x3a2f,
+    0x4bd7,
+    [0x9a, 0xf1, 0x41, 0xe2, 0x91, 0x69, 0x78, 0x1d],
+);
 /// `SEV_CMDLINE_ENTRY_GUID` 97d02dd8-bd20-4c94-aa78-e7714d36ab2a.
-pub const SEV_CMDLINE_ENTRY_GUID: [u8; 16] = guid_le(0x97d02dd8, 0xbd20, 0x4c94, [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a]);
+pub const SEV_CMDLINE_ENTRY_GUID: [u8; 16] = guid_le(
+    0x97d02dd8,
+    0xbd20,
+    0x4c94,
+    [0xaa, 0x78, 0xe7, 0x71, 0x4d, 0x36, 0xab, 0x2a],
+);
 
 /// A GUID in the EFI mixed-endian byte order (`uuid.bytes_le`).
 pub const fn guid_le(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
@@ -32,7 +52,8 @@ pub const fn guid_le(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
     let b = b.to_le_bytes();
     let c = c.to_le_bytes();
     [
-        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6],
+        d[7],
     ]
 }
 
@@ -158,13 +179,21 @@ impl<O: Observer> SevDigest<O> {
     /// The padded kernel hash table.
     pub fn update_hash_table(&mut self, table: &[u8; SEV_HASH_TABLE_PADDED_SIZE]) {
         self.hash.update(table);
-        self.report(ItemKind::KernelHashes, table.len() as u64, Sha256::digest(table).into());
+        self.report(
+            ItemKind::KernelHashes,
+            table.len() as u64,
+            Sha256::digest(table).into(),
+        );
     }
 
     /// A vCPU's VMSA page (SEV-ES).
     pub fn update_vmsa(&mut self, cpu: u32, vmsa: &Vmsa) {
         self.hash.update(vmsa.as_bytes());
-        self.report(ItemKind::Vmsa { cpu }, 4096, Sha256::digest(vmsa.as_bytes()).into());
+        self.report(
+            ItemKind::Vmsa { cpu },
+            4096,
+            Sha256::digest(vmsa.as_bytes()).into(),
+        );
     }
 
     /// Hashes bytes without reporting them.
