@@ -47,6 +47,9 @@ cargo test --workspace --doc
 step "differential: vmsa reset vs sev-snp-measure --dump-vmsa (quick matrix; the wide one: scripts/diff-sev-snp-measure.py)"
 cargo build -q --bin vmsa
 python3 scripts/diff-sev-snp-measure.py --quick
+step "differential: vmsa measure vs sev-snp-measure (quick matrix; the wide one: scripts/diff-measure.py)"
+cargo build -q --release --bin vmsa
+python3 scripts/diff-measure.py --quick --vmsa target/release/vmsa
 step "fuzz smoke: ovmf (20 s)"
 mkdir -p fuzz/corpus/ovmf && cp ../shared/fixtures/sev-snp-measure/*.bin fuzz/corpus/ovmf/
 ( cd fuzz && cargo +nightly fuzz run ovmf corpus/ovmf -- -max_total_time=20 )

@@ -1,0 +1,222 @@
+//! `vmsa measure` beyond the known answers: `--dump-vmsa` pages byte-identical to
+//! sev-snp-measure's, refusals of firmware that cannot launch (where the peer measures it),
+//! `--explain` and `--json`.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use vmsa_core::ovmf::{Section, SectionType, build};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/sev-snp-measure")
+        .join(name)
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vmsa-measure-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn vmsa_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .current_dir(dir)
+        .arg("measure")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn peer_installed() -> bool {
+    let ok = Command::new("sev-snp-measure")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED (peer part): sev-snp-measure not installed (pip install sev-snp-measure==0.0.13)"
+        );
+    }
+    ok
+}
+
+/// `--dump-vmsa` writes the same pages as sev-snp-measure 0.0.13, for both modes and every VMM.
+#[test]
+fn dump_vmsa_equals_the_peer() {
+    if !peer_installed() {
+        return;
+    }
+    let fw = fixture("ovmf_AmdSev_suffix.bin");
+    let fw = fw.to_str().unwrap();
+    for (mode, vmm) in [
+        ("snp", "QEMU"),
+        ("seves", "QEMU"),
+        ("snp", "ec2"),
+        ("snp", "gce"),
+    ] {
+        let args = [
+            "--mode",
+            mode,
+            "--vcpus",
+            "3",
+            "--vcpu-type",
+            "EPYC-Milan",
+            "--vmm-type",
+            vmm,
+            "--ovmf",
+            fw,
+            "--dump-vmsa",
+            "--guest-features",
+            "0x21",
+        ];
+        let ours = tmpdir(&format!("ours-{mode}-{vmm}"));
+        let peer = tmpdir(&format!("peer-{mode}-{vmm}"));
+        let o = vmsa_in(&ours, &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let p = Command::new("sev-snp-measure")
+            .current_dir(&peer)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+        assert_eq!(o.stdout, p.stdout, "{mode} {vmm}: digest");
+        for i in 0..3 {
+            let name = format!("vmsa{i}.bin");
+            let a = std::fs::read(ours.join(&name)).unwrap();
+            let b = std::fs::read(peer.join(&name)).unwrap();
+            assert_eq!(a.len(), 4096);
+            assert!(
+                a == b,
+                "{mode} {vmm}: {name} differs from sev-snp-measure's"
+            );
+        }
+    }
+}
+
+/// SNP on firmware without `ASEV` metadata (Debian's OVMF_CODE_4M.fd): sev-snp-measure prints a
+/// digest for a guest that cannot launch; we refuse, exit 1, and say why.
+#[test]
+fn snp_without_metadata_is_refused() {
+    let fw = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    if !Path::new(fw).exists() {
+        eprintln!("SKIPPED: {fw} not installed (apt-get install ovmf)");
+        return;
+    }
+    let o = vmsa_in(
+        &tmpdir("4m"),
+        &[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            "EPYC-v4",
+            "--ovmf",
+            fw,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("Error: ") && err.contains("ASEV"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+/// SEV-ES and SNP without an SEV-ES reset block are refused even with one vCPU (QEMU's
+/// `sev_es_save_reset_vector` exits), while plain SEV measures the image.
+#[test]
+fn no_reset_block_is_refused_for_sev_es_and_snp() {
+    let dir = tmpdir("noreset");
+    let mut image = vec![0u8; 0x2000];
+    let sections = [
+        Section::new(0x80_0000, 0x1000, SectionType::SNP_SEC_MEM),
+        Section::new(0x80_1000, 0x1000, SectionType::SNP_SECRETS),
+        Section::new(0x80_2000, 0x1000, SectionType::CPUID),
+    ];
+    build(&mut image, &[], Some(&sections)).unwrap();
+    // Keep the metadata-offset entry the builder wrote, but no reset block.
+    let path = dir.join("noreset.fd");
+    std::fs::write(&path, &image).unwrap();
+    let p = path.to_str().unwrap();
+    for mode in ["seves", "snp"] {
+        let o = vmsa_in(
+            &dir,
+            &[
+                "--mode",
+                mode,
+                "--vcpus",
+                "1",
+                "--vcpu-type",
+                "EPYC-v4",
+                "--ovmf",
+                p,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{mode}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no SEV-ES reset block"),
+            "{mode}"
+        );
+    }
+    let o = vmsa_in(&dir, &["--mode", "sev", "--ovmf", p]);
+    assert!(o.status.success());
+    let sha: String = sha256_hex(&image);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), sha);
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `--explain` lists every step, and its last digest is the measurement; `--json` carries the
+/// same items.
+#[test]
+fn explain_and_json() {
+    let fw = fixture("ovmf_AmdSev_suffix.bin");
+    let fw = fw.to_str().unwrap();
+    let base = [
+        "--mode",
+        "snp",
+        "--vcpus",
+        "2",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--ovmf",
+        fw,
+    ];
+    let dir = tmpdir("explain");
+    let plain = vmsa_in(&dir, &base);
+    let digest = String::from_utf8_lossy(&plain.stdout).trim().to_owned();
+    let mut args = base.to_vec();
+    args.push("--explain");
+    let o = vmsa_in(&dir, &args);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    // Header, 1 firmware page, 31 metadata pages (9+3 SEC_MEM, SECRETS, CPUID, SVSM_CAA,
+    // KERNEL_HASHES, 15 SEC_MEM), 2 VMSAs, then the digest.
+    assert_eq!(lines.len(), 1 + 1 + 31 + 2 + 1, "{text}");
+    assert!(
+        lines[1].contains("firmware")
+            && lines[1].contains("0xfffff000")
+            && lines[1].contains("NORMAL")
+    );
+    assert!(
+        lines[34].contains("vmsa cpu1")
+            && lines[34].contains("0xfffffffff000")
+            && lines[34].ends_with(&digest)
+    );
+    assert_eq!(*lines.last().unwrap(), digest);
+
+    args.push("--json");
+    let o = vmsa_in(&dir, &args);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["measurement"], digest);
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 34);
+    assert_eq!(items[0]["page_type"], "NORMAL");
+    assert_eq!(items[33]["digest_after"], digest);
+    assert_eq!(items[13]["item"], "section SNP_SECRETS");
+}
