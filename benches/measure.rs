@@ -1,0 +1,66 @@
+//! Launch-digest benchmarks: the whole SNP digest of Debian's OVMF_CODE.fd with 4 vCPUs (in
+//! process), and SHA-384 page hashing throughput with sha2 and with OpenSSL on 1 and 2 threads.
+//! Whole-process comparisons against sev-snp-measure and `openssl speed`: scripts/bench-measure.sh.
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use vmsa_core::measure::ovmf::{SectionPolicy, snp_update_metadata};
+use vmsa_core::measure::parallel::{sha384_pages, sha384_pages_with};
+use vmsa_core::measure::{ItemKind, PageType, SnpDigest};
+use vmsa_core::ovmf::OvmfImage;
+use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+
+fn snp_digest(image: &[u8], threads: usize) -> [u8; 48] {
+    let fw = OvmfImage::parse(image).unwrap();
+    let cfg = LaunchConfig::new(
+        SevMode::Snp,
+        4,
+        CpuSignature::named("EPYC-v4").unwrap(),
+        VmmType::Qemu,
+    );
+    let vmsas = launch_vmsas(&fw, &cfg).unwrap();
+    let mut d = SnpDigest::new();
+    let mut gpa = fw.gpa();
+    for h in sha384_pages_with(image, threads, openssl::sha::sha384) {
+        d.update_with_contents(ItemKind::Firmware, PageType::NORMAL, gpa, h);
+        gpa += 4096;
+    }
+    snp_update_metadata(&mut d, &fw, None, SectionPolicy::QEMU).unwrap();
+    for (cpu, v) in vmsas.pages() {
+        d.update_vmsa(cpu, v);
+    }
+    d.ld()
+}
+
+fn bench(c: &mut Criterion) {
+    if let Ok(image) = std::fs::read("/usr/share/OVMF/OVMF_CODE.fd") {
+        let mut g = c.benchmark_group("snp_digest_ovmf_code_4vcpus");
+        g.throughput(Throughput::Bytes(image.len() as u64));
+        for threads in [1, 2] {
+            g.bench_function(format!("{threads}_threads"), |b| {
+                b.iter(|| snp_digest(black_box(&image), threads))
+            });
+        }
+        g.finish();
+    } else {
+        eprintln!("SKIPPED: /usr/share/OVMF/OVMF_CODE.fd not installed");
+    }
+    let data: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let mut g = c.benchmark_group("sha384_pages_64MiB");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    g.bench_function("sha2_1_thread", |b| {
+        b.iter(|| sha384_pages(black_box(&data), 1))
+    });
+    g.bench_function("openssl_1_thread", |b| {
+        b.iter(|| sha384_pages_with(black_box(&data), 1, openssl::sha::sha384))
+    });
+    g.bench_function("openssl_2_threads", |b| {
+        b.iter(|| sha384_pages_with(black_box(&data), 2, openssl::sha::sha384))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
