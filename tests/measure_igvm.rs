@@ -244,7 +244,7 @@ fn kind() -> impl Strategy<Value = Kind> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(vmsa_core::strategy::config("measure_igvm", 64))]
 
     /// Random valid files: our digest equals the `igvm` crate's, on every platform mask.
     #[test]

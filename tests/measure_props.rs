@@ -12,7 +12,7 @@ fn pages(n: usize, seed: u8) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(vmsa_core::strategy::config("measure_props", 64))]
 
     #[test]
     fn snp_split_equals_whole(n in 1usize..24, cuts in proptest::collection::vec(0usize..24, 0..6), seed in any::<u8>(), gpa_page in 0u64..0x10_0000) {

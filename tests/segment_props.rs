@@ -8,7 +8,7 @@ use vmsa_core::segment::{
 use vmsa_core::strategy;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(vmsa_core::strategy::config("segment_props", 2048))]
 
     #[test]
     fn vmsa_segcache_vmsa_is_identity(a in strategy::segment_attributes()) {

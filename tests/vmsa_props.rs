@@ -6,6 +6,8 @@ use vmsa_core::{Vmsa, VmsaError, strategy};
 use zerocopy::IntoBytes;
 
 proptest! {
+    #![proptest_config(vmsa_core::strategy::config("vmsa_props", 256))]
+
     #[test]
     fn any_page_round_trips(page in strategy::page()) {
         let vmsa = Vmsa::from_page(&page).unwrap();

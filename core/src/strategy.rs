@@ -72,3 +72,18 @@ pub fn page() -> impl Strategy<Value = std::vec::Vec<u8>> {
 pub fn vmsa() -> impl Strategy<Value = Vmsa> {
     page().prop_map(|p| Vmsa::read_from_bytes(&p).expect("4096 bytes"))
 }
+
+/// A proptest configuration with `cases` cases whose failures are saved to
+/// `proptest-regressions/<name>.txt` under the running crate's root (the directory the project
+/// commits), instead of proptest's default beside the source file.
+pub fn config(name: &str, cases: u32) -> ProptestConfig {
+    let path: &'static str =
+        std::boxed::Box::leak(std::format!("proptest-regressions/{name}.txt").into_boxed_str());
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(std::boxed::Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(path),
+        )),
+        ..ProptestConfig::default()
+    }
+}
