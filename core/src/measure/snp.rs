@@ -24,9 +24,9 @@ use crate::vmsa::Vmsa;
 use sha2::{Digest, Sha384};
 use zerocopy::{Immutable, IntoBytes, KnownLayout};
 
-/// The GPA KVM gives every VMSA page in the RMP and in the measurement: `INITIAL_VMSA_GPA` in
-/// `arch/x86/kvm/svm/sev.c` (`(u64)-1` page-aligned with bits 63:52 cleared).
-pub const VMSA_GPA: u64 = 0xFFFF_FFFF_F000;
+/// The GPA KVM gives every VMSA page in the RMP and in the measurement (KVM's
+/// `INITIAL_VMSA_GPA`, see [`crate::kvm_model::INITIAL_VMSA_GPA`]).
+pub const VMSA_GPA: u64 = crate::kvm_model::INITIAL_VMSA_GPA;
 
 /// A page size.
 pub const PAGE_SIZE: u64 = 4096;
