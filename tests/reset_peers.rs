@@ -144,11 +144,12 @@ fn zero_reset_address_is_refused_where_sev_snp_measure_crashes() {
     );
     let bytes = std::fs::read(&path).unwrap();
     let fw = OvmfImage::parse(&bytes).unwrap();
+    // QEMU refuses reset address 0 even for one vCPU (`sev_es_parse_reset_block`).
     let one = LaunchConfig::new(SevMode::Snp, 1, epyc(), VmmType::Qemu);
-    assert!(
-        launch_vmsas(&fw, &one).is_ok(),
-        "one vCPU needs no AP reset address"
-    );
+    assert!(matches!(
+        launch_vmsas(&fw, &one),
+        Err(LaunchError::ZeroResetAddress { vcpus: 1, .. })
+    ));
     let two = LaunchConfig::new(SevMode::Snp, 2, epyc(), VmmType::Qemu);
     let e = launch_vmsas(&fw, &two).unwrap_err();
     assert!(
@@ -200,7 +201,12 @@ fn launch_refusals() {
         launch_vmsas(&fw, &cfg),
         Err(LaunchError::NoResetBlock { vcpus: 2 })
     );
+    // QEMU needs the reset block for one vCPU too (`sev_es_find_reset_vector` fails).
     cfg.vcpus = 1;
+    assert_eq!(
+        launch_vmsas(&fw, &cfg),
+        Err(LaunchError::NoResetBlock { vcpus: 1 })
+    );
     cfg.guest_features = SevFeatures::DEBUG_SWAP;
     assert_eq!(
         launch_vmsas(&fw, &cfg),

@@ -437,18 +437,20 @@ pub enum LaunchError {
         /// Allowed.
         max: u32,
     },
-    /// Several vCPUs but no SEV-ES reset block: the APs would have nowhere to start (QEMU:
-    /// "SEV information block/Firmware GUID Table block not found in pflash rom").
+    /// No SEV-ES reset block. QEMU refuses such firmware for every SEV-ES/SNP guest, whatever
+    /// the vCPU count (`sev_es_find_reset_vector`: "SEV information block/Firmware GUID Table
+    /// block not found in pflash rom", then `exit(1)`); sev-snp-measure measures one vCPU anyway.
     #[error(
-        "{vcpus} vCPUs under SEV-ES/SNP need an SEV-ES reset block in the firmware for the APs, and this image has none (it does not support SEV-ES APs)"
+        "the firmware has no SEV-ES reset block (GUID 00f771de-1a7e-4fcb-890e-68c77e2fb44e): QEMU refuses to launch it under SEV-ES or SNP, even with {vcpus} vCPU(s) (\"SEV information block/Firmware GUID Table block not found in pflash rom\")"
     )]
     NoResetBlock {
         /// Requested vCPUs.
         vcpus: u32,
     },
-    /// The reset block says 0 (QEMU: "SEV-ES reset address is zero").
+    /// The reset block says 0 (QEMU `sev_es_parse_reset_block`: "SEV-ES reset address is zero",
+    /// fatal for every SEV-ES/SNP guest).
     #[error(
-        "the firmware's SEV-ES reset block at offset {offset:#x} gives AP reset address 0; {vcpus} vCPUs cannot launch"
+        "the firmware's SEV-ES reset block at offset {offset:#x} gives AP reset address 0; QEMU refuses it (\"SEV-ES reset address is zero\"), even with {vcpus} vCPU(s)"
     )]
     ZeroResetAddress {
         /// Offset of the reset-block data.
@@ -565,8 +567,8 @@ pub fn vcpu_vmsa(cfg: &LaunchConfig, cpu_index: u32, eip: u32) -> Result<Vmsa, L
 /// The launch VMSAs of a guest booted from `firmware` (the QEMU OVMF path: `x86_cpu_reset`,
 /// `sev_es_set_ap_context`, then KVM's `sev_es_sync_vmsa` per vCPU).
 ///
-/// Refuses what cannot launch: no vCPUs or too many; several vCPUs without a reset block or
-/// with reset address 0; SNP without `ASEV` metadata or with an unknown section type; guest
+/// Refuses what cannot launch: no vCPUs or too many; no reset block or reset address 0 (QEMU
+/// refuses both for any SEV-ES/SNP guest); SNP without `ASEV` metadata or with an unknown section type; guest
 /// features that contradict the mode; init parameters KVM refuses.
 pub fn launch_vmsas(
     firmware: &OvmfImage<'_>,
@@ -595,21 +597,19 @@ pub fn launch_vmsas(
         let md = firmware.sev_metadata().ok_or(LaunchError::NoSevMetadata)?;
         md.check_known_types()?;
     }
-    let ap_eip = if cfg.vcpus > 1 {
-        let block = firmware
-            .reset_block()
-            .ok_or(LaunchError::NoResetBlock { vcpus: cfg.vcpus })?;
-        match firmware.sev_es_reset_addr() {
-            Some(0) | None => {
-                return Err(LaunchError::ZeroResetAddress {
-                    offset: block.offset,
-                    vcpus: cfg.vcpus,
-                });
-            }
-            Some(a) => Some(a),
+    // QEMU's `sev_es_save_reset_vector` needs the reset block for every SEV-ES/SNP guest, even
+    // one whose only vCPU starts at the reset vector.
+    let block = firmware
+        .reset_block()
+        .ok_or(LaunchError::NoResetBlock { vcpus: cfg.vcpus })?;
+    let ap_eip = match firmware.sev_es_reset_addr() {
+        Some(0) | None => {
+            return Err(LaunchError::ZeroResetAddress {
+                offset: block.offset,
+                vcpus: cfg.vcpus,
+            });
         }
-    } else {
-        None
+        Some(a) => (cfg.vcpus > 1).then_some(a),
     };
     let bsp = vcpu_vmsa(cfg, 0, BSP_RESET_EIP)?;
     let ap = match ap_eip {

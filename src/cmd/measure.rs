@@ -558,15 +558,9 @@ fn print(args: &Args, req: &Request, digest: &[u8], items: &[MeasuredItem]) -> R
     Ok(())
 }
 
-/// The launch VMSAs, refusing what QEMU refuses: SEV-ES and SNP need the SEV-ES reset block
-/// whatever the vCPU count (`sev_es_save_reset_vector` exits with "failed to locate and/or save
-/// reset vector"), which sev-snp-measure does not check for one vCPU.
+/// The launch VMSAs; `launch_vmsas` refuses what QEMU refuses (no reset block, reset address 0,
+/// SNP without `ASEV`), which sev-snp-measure does not check.
 fn compute_vmsas(fw: &OvmfImage<'_>, req: &Request, mode: SevMode) -> Result<LaunchVmsas, Failure> {
-    if fw.sev_es_reset_addr().is_none() {
-        return Err(fail(
-            "the firmware has no SEV-ES reset block (GUID 00f771de-1a7e-4fcb-890e-68c77e2fb44e): QEMU refuses to launch it under SEV-ES or SNP (\"SEV information block/Firmware GUID Table block not found in pflash rom\")",
-        ));
-    }
     let mut cfg = LaunchConfig::new(mode, req.vcpus, req.signature, req.vmm);
     if mode == SevMode::Snp {
         cfg.guest_features = req.guest_features;
