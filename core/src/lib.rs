@@ -25,6 +25,17 @@
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
+// The core never panics on input: no unchecked indexing, no unwrap/expect, no panic! outside
+// tests (STYLE.md, "Parsing untrusted bytes").
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "alloc")]
@@ -34,9 +45,12 @@ extern crate std;
 
 pub mod flags;
 pub mod igvm;
+pub mod igvm_load;
 pub mod kvm_model;
+pub mod kvm_readback;
 pub mod measure;
 pub mod ovmf;
+pub mod preflight;
 pub mod reset;
 pub mod segment;
 pub mod vmsa;

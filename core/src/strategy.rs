@@ -1,4 +1,6 @@
 //! proptest strategies for the core types, shared by every crate's tests (feature `proptest`).
+// Test support: a strategy that produced a malformed value is a bug in the strategy.
+#![allow(clippy::expect_used)]
 
 use crate::segment::{KvmSegment, SegmentAttributes, VmcbSegment};
 use crate::vmsa::{VMSA_SIZE, Vmsa};

@@ -164,7 +164,7 @@ pub fn checksum(fixed: &[u8], variable: &[u8]) -> u32 {
     let (before, rest) = fixed.split_at(CHECKSUM_OFFSET.min(fixed.len()));
     hasher.update(before);
     let zeroed = rest.len().min(4);
-    hasher.update(&[0u8; 4][..zeroed]);
+    hasher.update([0u8; 4].get(..zeroed).unwrap_or(&[]));
     hasher.update(rest.get(zeroed..).unwrap_or(&[]));
     hasher.update(variable);
     hasher.finalize()
