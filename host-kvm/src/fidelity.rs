@@ -154,7 +154,10 @@ impl Fidelity {
     }
 
     /// The VMSA the vCPU holds after programming: forced values in, lost fields at their reset
-    /// value, `sev_features` zero (it belongs to the VM). Reading the vCPU back gives exactly this.
+    /// value, `sev_features` zero (it belongs to the VM). Reading the vCPU back gives exactly
+    /// this on a KVM that reports segments as set, and this with `svm_get_segment`'s quirks on
+    /// AMD SVM ([`vmsa_core::kvm_readback::read_back`], `crate::vm::Vm::expected_read_back`):
+    /// there the VMCB, and so the measured VMSA, still holds these values.
     pub fn expected(&self) -> &Vmsa {
         &self.expected
     }

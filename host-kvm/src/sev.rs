@@ -36,6 +36,9 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use vmm_sys_util::errno;
 use vmsa_core::flags::SevFeatures;
+use vmsa_core::kvm_model::KvmParams;
+use vmsa_core::preflight::{LaunchPlan, Preflight, PreflightError, SnpPolicy};
+use vmsa_core::reset::SevMode;
 // UNSAFETY: the system-fd KVM_GET_DEVICE_ATTR is not in kvm-ioctls; it is issued with
 // vmm-sys-util's ioctl helpers, with a SAFETY proof.
 #[allow(unsafe_code)]
@@ -216,6 +219,13 @@ impl LaunchMode {
             Self::Snp => kvm_bindings::KVM_X86_SNP_VM as u64,
         }
     }
+    /// The core's name for the mode.
+    pub const fn sev_mode(self) -> SevMode {
+        match self {
+            Self::SevEs => SevMode::SevEs,
+            Self::Snp => SevMode::Snp,
+        }
+    }
     /// `sev-es` or `snp`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -270,42 +280,13 @@ pub enum LaunchError {
         /// errno.
         errno: KvmErrno,
     },
-    /// The BSP asks for VMSA features KVM does not support.
-    #[error(
-        "the BSP VMSA asks for sev_features {wanted:#x} (without SNP_ACTIVE), KVM supports {supported:#x}"
-    )]
-    UnsupportedFeatures {
-        /// Wanted.
-        wanted: u64,
-        /// Supported.
-        supported: u64,
-    },
-    /// The vCPUs' VMSAs disagree on `sev_features`; KVM gives every vCPU the BSP's.
-    #[error(
-        "vCPU {vcpu} asks for sev_features {this:#x}, the BSP for {bsp:#x}; KVM gives every vCPU the same features"
-    )]
-    FeaturesDisagree {
-        /// vCPU index.
-        vcpu: usize,
-        /// BSP's.
-        bsp: u64,
-        /// This vCPU's.
-        this: u64,
-    },
-    /// `SNP_ACTIVE` in `sev_features` does not match the mode.
-    #[error("sev_features {features:#x}: SNP_ACTIVE must be set exactly for an SNP launch")]
-    SnpBit {
-        /// The BSP's features.
-        features: u64,
-    },
-    /// The SNP policy is one KVM refuses (`snp_launch_start`).
-    #[error("SNP policy {policy:#x}: {reason}")]
-    SnpPolicy {
-        /// The policy.
-        policy: u64,
-        /// Why.
-        reason: &'static str,
-    },
+    /// The core preflight refused the launch (features, SNP bit, DR7, policy): KVM would
+    /// refuse it, so nothing was sent.
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// The launch has no firmware image to encrypt.
+    #[error("an SEV launch needs a firmware image to encrypt; this VM has none")]
+    NoFirmware,
     /// A command was asked for in the wrong state; nothing was sent.
     #[error("{command} is not allowed in state {state:?} (the SEV firmware's order)")]
     WrongState {
@@ -426,32 +407,12 @@ pub enum LaunchError {
     },
 }
 
-/// The SNP guest policy bits KVM's `snp_launch_start` accepts on every kernel that has SNP
-/// (API minor/major, SMT, RSVD_MBO, DEBUG, SINGLE_SOCKET). Newer kernels add CXL_ALLOW..
-/// PAGE_SWAP_DISABLE (bits 21–25) when the firmware reports them (`KVM_X86_SNP_POLICY_BITS`).
-pub const SNP_POLICY_ALLOWED: u64 = 0xffff | 1 << 16 | 1 << 17 | 1 << 19 | 1 << 20;
-/// SNP policy bit 17, reserved, must be one.
-pub const SNP_POLICY_RSVD_MBO: u64 = 1 << 17;
-/// SNP policy bit 18, MIGRATE_MA: never allowed by KVM.
-pub const SNP_POLICY_MIGRATE_MA: u64 = 1 << 18;
 /// The policy QEMU uses by default for `sev-snp-guest` (SMT allowed, RSVD_MBO).
-pub const SNP_POLICY_DEFAULT: u64 = 0x30000;
+pub const SNP_POLICY_DEFAULT: u64 = SnpPolicy::QEMU_DEFAULT.0;
 
-/// Checks an SNP policy as `snp_launch_start` does (Linux 6.11+): bit 17 set, no MIGRATE_MA,
-/// nothing outside [`SNP_POLICY_ALLOWED`] plus `extra_allowed` (the bits 21–25 a newer kernel
-/// reports through `KVM_X86_SNP_POLICY_BITS`).
-pub fn check_snp_policy(policy: u64, extra_allowed: u64) -> Result<(), LaunchError> {
-    let reason = if policy & SNP_POLICY_RSVD_MBO == 0 {
-        "bit 17 (reserved, must be one) is clear; KVM refuses it with EINVAL"
-    } else if policy & SNP_POLICY_MIGRATE_MA != 0 {
-        "bit 18 (MIGRATE_MA) is set; KVM never allows a migration agent"
-    } else if policy & !(SNP_POLICY_ALLOWED | extra_allowed) != 0 {
-        "sets bits KVM does not allow (only API version, SMT, DEBUG, SINGLE_SOCKET and what KVM_X86_SNP_POLICY_BITS reports)"
-    } else {
-        return Ok(());
-    };
-    Err(LaunchError::SnpPolicy { policy, reason })
-}
+/// `KVM_X86_SNP_POLICY_BITS` (uapi `kvm.h`, Linux 6.17; not in kvm-bindings 0.14): the SNP
+/// policy bits KVM and the firmware support.
+pub const KVM_X86_SNP_POLICY_BITS: u64 = 1;
 
 /// The VMSA features this KVM supports (`KVM_X86_SEV_VMSA_FEATURES` on `/dev/kvm`; kvm-ioctls
 /// has no system-fd device attribute call, so it is issued here).
@@ -465,30 +426,11 @@ pub fn supported_vmsa_features(kvm: &Kvm) -> Result<SevFeatures, LaunchError> {
     .map_err(|e| LaunchError::VmsaFeatures(KvmErrno(e.errno())))
 }
 
-/// The `KVM_SEV_INIT2` `vmsa_features` for these launch VMSAs: the BSP's `sev_features` without
-/// SNP_ACTIVE, after checking that every vCPU asks for the same, that SNP_ACTIVE matches the
-/// mode and that KVM supports them. Pure; run before the first ioctl.
-pub fn init2_features(
-    mode: LaunchMode,
-    sev_features: &[u64],
-    supported: SevFeatures,
-) -> Result<SevFeatures, LaunchError> {
-    let bsp = sev_features.first().copied().unwrap_or(0);
-    if let Some((vcpu, &this)) = sev_features.iter().enumerate().find(|(_, f)| **f != bsp) {
-        return Err(LaunchError::FeaturesDisagree { vcpu, bsp, this });
-    }
-    let f = SevFeatures::from_bits_retain(bsp);
-    if f.contains(SevFeatures::SNP_ACTIVE) != (mode == LaunchMode::Snp) {
-        return Err(LaunchError::SnpBit { features: bsp });
-    }
-    let wanted = f.difference(SevFeatures::SNP_ACTIVE);
-    if !supported.contains(wanted) {
-        return Err(LaunchError::UnsupportedFeatures {
-            wanted: wanted.bits(),
-            supported: supported.bits(),
-        });
-    }
-    Ok(wanted)
+/// The SNP policy bits 21–25 this KVM allows (`KVM_X86_SNP_POLICY_BITS` on `/dev/kvm`), 0 on
+/// kernels that do not have the attribute (they allow none of them).
+pub fn snp_policy_extra(kvm: &Kvm) -> u64 {
+    sys::get_system_attr(kvm, kvm_bindings::KVM_X86_GRP_SEV, KVM_X86_SNP_POLICY_BITS)
+        .map_or(0, |bits| bits & SnpPolicy::FIRMWARE_DEPENDENT)
 }
 
 /// A launch in progress on one VM.
@@ -497,6 +439,8 @@ pub struct Launch {
     sev: File,
     mode: LaunchMode,
     state: LaunchState,
+    /// SNP policy bits 21–25 KVM reported allowed ([`snp_policy_extra`]).
+    snp_policy_extra: u64,
     /// Commands sent, in order (for the report).
     pub log: Vec<&'static str>,
 }
@@ -518,8 +462,15 @@ impl Launch {
             sev,
             mode,
             state: LaunchState::New,
+            snp_policy_extra: 0,
             log: Vec::new(),
         }
+    }
+
+    /// The SNP policy bits 21–25 KVM allows beyond the base set ([`snp_policy_extra`]).
+    pub fn with_snp_policy_extra(mut self, extra: u64) -> Self {
+        self.snp_policy_extra = extra;
+        self
     }
 
     /// SEV-ES or SNP.
@@ -571,8 +522,8 @@ impl Launch {
         }
     }
 
-    /// `KVM_SEV_INIT2` with `vmsa_features` (from [`init2_features`]); ghcb_version 0 lets KVM
-    /// pick 2.
+    /// `KVM_SEV_INIT2` with `vmsa_features` (from the core preflight, [`LaunchPlan`]);
+    /// ghcb_version 0 lets KVM pick 2.
     pub fn init2(&mut self, vm: &VmFd, vmsa_features: SevFeatures) -> Result<(), LaunchError> {
         self.expect("KVM_SEV_INIT2", &[LaunchState::New])?;
         let mut init = kvm_sev_init {
@@ -677,7 +628,7 @@ impl Launch {
     /// `KVM_SEV_SNP_LAUNCH_START` with `policy`, checked first as the kernel checks it.
     pub fn snp_launch_start(&mut self, vm: &VmFd, policy: u64) -> Result<(), LaunchError> {
         self.expect("KVM_SEV_SNP_LAUNCH_START", &[LaunchState::Initialized])?;
-        check_snp_policy(policy, 0)?;
+        SnpPolicy(policy).check(self.snp_policy_extra)?;
         let mut s = kvm_sev_snp_launch_start {
             policy,
             ..Default::default()
@@ -860,28 +811,16 @@ fn launch_steps(
     policy: u64,
     report: &mut LaunchReport,
 ) -> Result<(), LaunchError> {
-    let features: Vec<u64> = vmsas.iter().map(|v| v.sev_features).collect();
-    // Pure preflight, before anything is opened: the features must agree and carry the right
-    // SNP bit (support is checked once KVM says what it supports), the policy must pass.
-    init2_features(
-        mode,
-        &features,
-        SevFeatures::all().union(SevFeatures::from_bits_retain(u64::MAX)),
-    )?;
-    match mode {
-        LaunchMode::Snp => check_snp_policy(policy, 0)?,
-        LaunchMode::SevEs => {
-            if u32::try_from(policy).is_err() {
-                return Err(LaunchError::SnpPolicy {
-                    policy,
-                    reason: "an SEV/SEV-ES policy is 32 bits",
-                });
-            }
-        }
+    // The core preflight, before anything is opened: features agree and carry the right SNP
+    // bit, DR7, the policy (support is checked again once KVM says what it supports).
+    let preflight = Preflight::new(mode.sev_mode(), policy, KvmParams::default());
+    preflight.before_kvm().check(vmsas)?;
+    if config.firmware.is_empty() {
+        return Err(LaunchError::NoFirmware);
     }
     report
         .done
-        .push("preflight: sev_features agree, SNP bit and policy accepted".into());
+        .push("preflight: sev_features agree, SNP bit, DR7 and policy accepted".into());
     let sev = open_sev()?;
     report.done.push("opened /dev/sev".into());
     let kvm = crate::vm::Vm::open_kvm().map_err(|e| {
@@ -891,7 +830,16 @@ fn launch_steps(
         }))
     })?;
     let supported = supported_vmsa_features(&kvm)?;
-    let vmsa_features = init2_features(mode, &features, supported)?;
+    let extra = snp_policy_extra(&kvm);
+    let plan: LaunchPlan = Preflight {
+        kvm: KvmParams {
+            supported_vmsa_features: supported,
+            ..preflight.kvm
+        },
+        snp_policy_extra: extra,
+        ..preflight
+    }
+    .check(vmsas)?;
     report.done.push(format!(
         "KVM supports VMSA features {:#x}",
         supported.bits()
@@ -902,24 +850,29 @@ fn launch_steps(
         mode.name(),
         mode.vm_type()
     ));
-    let mut l = Launch::new(sev, mode);
-    l.init2(&vmfd, vmsa_features)?;
+    let mut l = Launch::new(sev, mode).with_snp_policy_extra(extra);
+    l.init2(&vmfd, plan.vmsa_features)?;
     report.done.push(format!(
         "KVM_SEV_INIT2 vmsa_features {:#x}",
-        vmsa_features.bits()
+        plan.vmsa_features.bits()
     ));
     // Memory and vCPUs (KVM_CREATE_VCPU must follow INIT2).
     let mut vm = crate::vm::Vm::with_vm(kvm, vmfd, config).map_err(Box::new)?;
+    let (flash_base, flash_len) = match &vm.flash {
+        Some(f) => (vm.flash_base, f.len()),
+        None => return Err(LaunchError::NoFirmware),
+    };
     match mode {
         LaunchMode::SevEs => {
-            let handle = l.launch_start(&vm.fd, policy as u32)?;
+            let handle = l.launch_start(&vm.fd, plan.policy as u32)?;
             report
                 .done
                 .push(format!("KVM_SEV_LAUNCH_START handle {handle}"));
-            l.launch_update_data(&vm.fd, &vm.flash)?;
+            if let Some(flash) = &vm.flash {
+                l.launch_update_data(&vm.fd, flash)?;
+            }
             report.done.push(format!(
-                "KVM_SEV_LAUNCH_UPDATE_DATA firmware ({:#x} bytes)",
-                vm.flash.len()
+                "KVM_SEV_LAUNCH_UPDATE_DATA firmware ({flash_len:#x} bytes)"
             ));
             program_for_launch(&mut vm, vmsas)?;
             l.launch_update_vmsa(&vm.fd)?;
@@ -934,20 +887,21 @@ fn launch_steps(
         }
         LaunchMode::Snp => {
             // Hardware-only: the firmware range must be a guest_memfd slot, private.
-            let gmem = create_guest_memfd(&vm.fd, vm.flash.len() as u64)?;
+            let gmem = create_guest_memfd(&vm.fd, flash_len as u64)?;
             snp_private_slot(&vm, &gmem)?;
-            set_private(&vm.fd, vm.flash_base, vm.flash.len() as u64)?;
+            set_private(&vm.fd, flash_base, flash_len as u64)?;
             report
                 .done
                 .push("firmware range in a private guest_memfd slot".into());
-            l.snp_launch_start(&vm.fd, policy)?;
-            report
-                .done
-                .push(format!("KVM_SEV_SNP_LAUNCH_START policy {policy:#x}"));
+            l.snp_launch_start(&vm.fd, plan.policy)?;
+            report.done.push(format!(
+                "KVM_SEV_SNP_LAUNCH_START policy {:#x}",
+                plan.policy
+            ));
             let mut fw = config.firmware.clone();
             l.snp_launch_update(
                 &vm.fd,
-                vm.flash_base,
+                flash_base,
                 &mut fw,
                 kvm_bindings::KVM_SEV_SNP_PAGE_TYPE_NORMAL as u8,
             )?;
@@ -976,12 +930,13 @@ fn program_for_launch(
 /// Re-registers the firmware slot (slot 1) as a guest_memfd slot (`KVM_SET_USER_MEMORY_REGION2`
 /// with `KVM_MEM_GUEST_MEMFD`), keeping the shared mapping as its userspace address.
 fn snp_private_slot(vm: &crate::vm::Vm, gmem: &File) -> Result<(), LaunchError> {
+    let flash = vm.flash.as_ref().ok_or(LaunchError::NoFirmware)?;
     let region = kvm_userspace_memory_region2 {
         slot: 1,
         flags: kvm_bindings::KVM_MEM_GUEST_MEMFD,
         guest_phys_addr: vm.flash_base,
-        memory_size: vm.flash.len() as u64,
-        userspace_addr: vm.flash.host_addr(),
+        memory_size: flash.len() as u64,
+        userspace_addr: flash.host_addr(),
         guest_memfd_offset: 0,
         guest_memfd: gmem.as_raw_fd() as u32,
         ..Default::default()
@@ -991,7 +946,7 @@ fn snp_private_slot(vm: &crate::vm::Vm, gmem: &File) -> Result<(), LaunchError> 
         flags: 0,
         guest_phys_addr: vm.flash_base,
         memory_size: 0,
-        userspace_addr: vm.flash.host_addr(),
+        userspace_addr: flash.host_addr(),
     };
     let err = |ioctl| {
         move |e: errno::Error| LaunchError::PrivateMemory {
@@ -1003,7 +958,7 @@ fn snp_private_slot(vm: &crate::vm::Vm, gmem: &File) -> Result<(), LaunchError> 
     // SAFETY: memory_size 0 deletes slot 1; no memory is handed to KVM.
     unsafe { vm.fd.set_user_memory_region(delete) }.map_err(err("KVM_SET_USER_MEMORY_REGION"))?;
     #[allow(unsafe_code)]
-    // SAFETY: the slot is backed by `vm.flash`, a live mapping of exactly `memory_size` bytes
+    // SAFETY: the slot is backed by `flash` (`vm.flash`), a live mapping of exactly `memory_size` bytes
     // owned by `vm`, and by `gmem`, a guest_memfd of the same size; `vm` outlives the slot
     // (the VM fd closes first).
     unsafe { vm.fd.set_user_memory_region2(region) }.map_err(err("KVM_SET_USER_MEMORY_REGION2"))?;
@@ -1015,48 +970,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policy_rules_are_the_kernels() {
-        assert!(check_snp_policy(SNP_POLICY_DEFAULT, 0).is_ok());
-        assert!(check_snp_policy(0x1_0000, 0).is_err(), "bit 17 must be set");
-        assert!(check_snp_policy(0x7_0000, 0).is_err(), "MIGRATE_MA");
-        assert!(
-            check_snp_policy(0x3_0000 | 1 << 21, 0).is_err(),
-            "CXL_ALLOW not reported"
-        );
-        assert!(check_snp_policy(0x3_0000 | 1 << 21, 1 << 21).is_ok());
-        assert!(check_snp_policy(0x3_0000 | 1 << 19 | 1 << 20 | 0x1f, 0).is_ok());
+    fn launch_modes_map_to_the_core() {
+        assert_eq!(LaunchMode::Snp.sev_mode(), SevMode::Snp);
+        assert_eq!(LaunchMode::SevEs.sev_mode(), SevMode::SevEs);
+        assert_eq!(LaunchMode::Snp.vm_type(), 4);
+        assert_eq!(LaunchMode::SevEs.vm_type(), 3);
     }
 
     #[test]
-    fn init2_features_come_from_the_bsp() {
-        let sup = SevFeatures::DEBUG_SWAP;
-        assert_eq!(
-            init2_features(LaunchMode::Snp, &[0x21, 0x21], sup).unwrap(),
-            SevFeatures::DEBUG_SWAP
+    fn preflight_refusals_keep_the_cores_words() {
+        let e = LaunchError::from(SnpPolicy(0x1_0000).check(0).unwrap_err());
+        assert!(
+            e.to_string().starts_with("SNP policy 0x10000: bit 17"),
+            "{e}"
         );
-        assert_eq!(
-            init2_features(LaunchMode::SevEs, &[0, 0, 0], sup).unwrap(),
-            SevFeatures::empty()
-        );
-        assert!(matches!(
-            init2_features(LaunchMode::Snp, &[0x1, 0x21], sup),
-            Err(LaunchError::FeaturesDisagree {
-                vcpu: 1,
-                bsp: 1,
-                this: 0x21
-            })
-        ));
-        assert!(matches!(
-            init2_features(LaunchMode::SevEs, &[1], sup),
-            Err(LaunchError::SnpBit { .. })
-        ));
-        assert!(matches!(
-            init2_features(LaunchMode::Snp, &[0x201], sup),
-            Err(LaunchError::UnsupportedFeatures {
-                wanted: 0x200,
-                supported: 0x20
-            })
-        ));
     }
 
     #[test]

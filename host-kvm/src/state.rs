@@ -19,6 +19,7 @@ use kvm_bindings::{
 };
 use vmsa_core::Vmsa;
 use vmsa_core::flags::{Efer, Rflags};
+use vmsa_core::kvm_readback::SregsReadBack;
 use vmsa_core::segment::{KvmSegment, SegmentError, VmcbSegment};
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -115,6 +116,9 @@ pub struct VcpuCaps {
     pub xsave: bool,
     /// The local APIC base to program (`KVM_SET_SREGS` takes it; the VMSA has none).
     pub apic_base: u64,
+    /// How `KVM_GET_SREGS` reports the segments this KVM holds (the core's read-back model:
+    /// exactly as set, or with AMD SVM's `svm_get_segment` quirks).
+    pub read_back: SregsReadBack,
 }
 
 impl VcpuCaps {
@@ -126,6 +130,7 @@ impl VcpuCaps {
             msrs: VMSA_MSRS.iter().map(|m| m.index).collect(),
             xsave: true,
             apic_base: APIC_BASE_DEFAULT,
+            read_back: SregsReadBack::Exact,
         }
     }
 
@@ -147,6 +152,7 @@ impl VcpuCaps {
             ],
             xsave: false,
             apic_base: APIC_BASE_DEFAULT,
+            read_back: SregsReadBack::Exact,
         }
     }
 }
@@ -230,7 +236,7 @@ pub enum ReadBackError {
     },
 }
 
-fn seg_to_kvm(s: &KvmSegment) -> kvm_segment {
+pub(crate) fn seg_to_kvm(s: &KvmSegment) -> kvm_segment {
     kvm_segment {
         base: s.base,
         limit: s.limit,
@@ -248,7 +254,7 @@ fn seg_to_kvm(s: &KvmSegment) -> kvm_segment {
     }
 }
 
-fn seg_from_kvm(s: &kvm_segment) -> KvmSegment {
+pub(crate) fn seg_from_kvm(s: &kvm_segment) -> KvmSegment {
     KvmSegment {
         base: s.base,
         limit: s.limit,
@@ -902,13 +908,60 @@ mod tests {
         ));
     }
 
+    /// What an AMD SVM KVM stores for `state`'s segments and reports back through
+    /// `KVM_GET_SREGS` (the kernel's `svm_set_segment` then `svm_get_segment`, as the core
+    /// models them), everything else as set.
+    fn through_svm(state: &VcpuState) -> VcpuState {
+        use vmsa_core::kvm_readback::{SegmentRegister as R, svm_get_segment, svm_set_segment};
+        let mut out = state.clone();
+        let s = &state.sregs;
+        let (_, cpl) = svm_set_segment(R::Ss, &seg_from_kvm(&s.ss));
+        let cpl = cpl.unwrap_or(0);
+        for (reg, src, dst) in [
+            (R::Es, &s.es, &mut out.sregs.es),
+            (R::Cs, &s.cs, &mut out.sregs.cs),
+            (R::Ss, &s.ss, &mut out.sregs.ss),
+            (R::Ds, &s.ds, &mut out.sregs.ds),
+            (R::Fs, &s.fs, &mut out.sregs.fs),
+            (R::Gs, &s.gs, &mut out.sregs.gs),
+            (R::Ldtr, &s.ldt, &mut out.sregs.ldt),
+            (R::Tr, &s.tr, &mut out.sregs.tr),
+        ] {
+            let (vmcb, _) = svm_set_segment(reg, &seg_from_kvm(src));
+            *dst = seg_to_kvm(&svm_get_segment(reg, &vmcb, cpl));
+        }
+        out
+    }
+
+    #[test]
+    fn svm_read_back_of_kvm_reset_segments() {
+        use vmsa_core::kvm_readback::{SregsReadBack, read_back};
+        let v = vmsa_core::reset::kvm_reset();
+        let (state, fid) = VcpuState::from_vmsa(&v, &VcpuCaps::minimal());
+        assert!(fid.is_exact(), "{fid}");
+        let back = through_svm(&state).to_vmsa().unwrap();
+        assert_eq!(back, read_back(SregsReadBack::Svm, fid.expected()));
+        assert_eq!(
+            back.ds.attrib.bits(),
+            0x93,
+            "svm_get_segment forces DS accessed"
+        );
+        assert_eq!(fid.expected().ds.attrib.bits(), 0x92, "the VMCB holds 0x92");
+    }
+
     proptest::proptest! {
-        /// Whatever the page, the state the ioctls get reads back as `Fidelity::expected`.
+        /// Whatever the page, the state the ioctls get reads back as `Fidelity::expected`, and
+        /// on AMD SVM as the core's read-back model of it.
         #[test]
         fn round_trip_is_expected(v in vmsa_core::strategy::vmsa()) {
+            use vmsa_core::kvm_readback::{SregsReadBack, read_back};
             for caps in [VcpuCaps::minimal(), VcpuCaps::full()] {
                 let (state, fid) = VcpuState::from_vmsa(&v, &caps);
                 proptest::prop_assert_eq!(&state.to_vmsa().unwrap(), fid.expected());
+                proptest::prop_assert_eq!(
+                    through_svm(&state).to_vmsa().unwrap(),
+                    read_back(SregsReadBack::Svm, fid.expected())
+                );
             }
         }
     }

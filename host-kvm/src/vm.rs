@@ -21,7 +21,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use vmm_sys_util::errno;
-use vmsa_core::Vmsa;
+use vmsa_core::kvm_readback::SregsReadBack;
+use vmsa_core::{VmcbSegment, Vmsa};
 
 /// 4 GiB: the firmware image ends here, so its last 16 bytes hold the reset vector 0xfffffff0.
 pub const FOUR_GIB: u64 = 1 << 32;
@@ -135,6 +136,9 @@ pub enum VmError {
     /// A vCPU thread panicked.
     #[error("the thread of vCPU {0} panicked")]
     VcpuThread(usize),
+    /// An IGVM placement cannot be made.
+    #[error(transparent)]
+    IgvmLoad(#[from] vmsa_core::igvm_load::LoadError),
 }
 
 /// Anonymous, private, zeroed host memory backing a guest memory slot.
@@ -240,7 +244,8 @@ impl fmt::Debug for GuestMemory {
 pub struct VmConfig {
     /// Guest RAM at GPA 0, bytes (multiple of 4 KiB).
     pub ram_size: u64,
-    /// The firmware image, mapped read-only so that it ends at 4 GiB.
+    /// The firmware image, mapped read-only so that it ends at 4 GiB; empty for none (an IGVM
+    /// guest, whose pages are loaded into RAM with [`Vm::load_igvm`]).
     pub firmware: Vec<u8>,
     /// Number of vCPUs.
     pub vcpus: usize,
@@ -272,9 +277,9 @@ pub struct Vm {
     pub caps: VcpuCaps,
     /// Guest RAM at GPA 0.
     pub ram: GuestMemory,
-    /// The firmware, ending at 4 GiB.
-    pub flash: GuestMemory,
-    /// GPA of the first firmware byte.
+    /// The firmware, ending at 4 GiB (none for an IGVM guest, whose pages go into RAM).
+    pub flash: Option<GuestMemory>,
+    /// GPA of the first firmware byte (4 GiB when there is no firmware).
     pub flash_base: u64,
 }
 
@@ -300,7 +305,7 @@ impl Vm {
     /// Like [`Vm::new`], on a VM fd already created (of any type).
     pub fn with_vm(kvm: Kvm, fd: VmFd, config: &VmConfig) -> Result<Self, VmError> {
         let fw_len = config.firmware.len();
-        if fw_len == 0 || fw_len % 4096 != 0 || fw_len > MAX_FIRMWARE {
+        if fw_len % 4096 != 0 || fw_len > MAX_FIRMWARE {
             return Err(VmError::FirmwareSize(fw_len));
         }
         let flash_base = FOUR_GIB - fw_len as u64;
@@ -314,17 +319,27 @@ impl Vm {
                 max,
             });
         }
-        let ram = GuestMemory::new(config.ram_size as usize)?;
-        let flash = GuestMemory::new(fw_len)?;
-        flash
-            .write(0, &config.firmware)
-            .ok_or(VmError::FirmwareSize(fw_len))?;
+        let ram_size =
+            usize::try_from(config.ram_size).map_err(|_| VmError::RamSize(config.ram_size))?;
+        let ram = GuestMemory::new(ram_size)?;
+        let flash = if fw_len == 0 {
+            None
+        } else {
+            let f = GuestMemory::new(fw_len)?;
+            f.write(0, &config.firmware)
+                .ok_or(VmError::FirmwareSize(fw_len))?;
+            Some(f)
+        };
         let readonly = if kvm.check_extension(Cap::ReadonlyMem) {
             KVM_MEM_READONLY
         } else {
             0
         };
-        for (slot, gpa, mem, flags) in [(0u32, 0u64, &ram, 0), (1, flash_base, &flash, readonly)] {
+        let mut slots = vec![(0u32, 0u64, &ram, 0)];
+        if let Some(f) = &flash {
+            slots.push((1, flash_base, f, readonly));
+        }
+        for (slot, gpa, mem, flags) in slots {
             let region = kvm_userspace_memory_region {
                 slot,
                 flags,
@@ -456,6 +471,70 @@ impl Vm {
         Ok((state.to_vmsa()?, n))
     }
 
+    /// What reading vCPU `index` back must give right after it was programmed or reset: the
+    /// VMSA its fidelity report says it holds ([`Fidelity::expected`]), as this KVM reports it
+    /// (the core's read-back model, [`vmsa_core::kvm_readback::read_back`], with the model
+    /// probed for this KVM: exact here on `kvm_pvm`, `svm_get_segment`'s quirks on AMD SVM).
+    /// `None` before the vCPU is programmed.
+    pub fn expected_read_back(&self, index: usize) -> Option<Vmsa> {
+        let fid = self.vcpus.get(index)?.fidelity.as_ref()?;
+        Some(vmsa_core::kvm_readback::read_back(
+            self.caps.read_back,
+            fid.expected(),
+        ))
+    }
+
+    /// Loads what an IGVM file places in guest memory for the platform with compatibility mask
+    /// `mask` ([`vmsa_core::igvm_load::loads`]: page data, parameter areas, required memory,
+    /// the VP count) into guest RAM, in file order. Everything must lie in RAM.
+    pub fn load_igvm(
+        &self,
+        file: &vmsa_core::igvm::IgvmFile<'_>,
+        mask: u32,
+        vcpus: u32,
+    ) -> Result<IgvmLoadReport, VmError> {
+        use vmsa_core::igvm_load::{LoadData, LoadKind, loads};
+        const ZEROS: [u8; 4096] = [0; 4096];
+        let mut report = IgvmLoadReport::default();
+        for l in loads(file, mask, vcpus) {
+            let l = l?;
+            if let LoadKind::Parameter { kind, value: None } = l.kind {
+                report.not_supplied.push(kind.0);
+                continue;
+            }
+            let out = || VmError::OutOfRam {
+                gpa: l.gpa,
+                len: usize::try_from(l.size).unwrap_or(usize::MAX),
+            };
+            let start = usize::try_from(l.gpa).map_err(|_| out())?;
+            let size = usize::try_from(l.size).map_err(|_| out())?;
+            if start
+                .checked_add(size)
+                .is_none_or(|end| end > self.ram.len())
+            {
+                return Err(out());
+            }
+            let data = l.data.bytes();
+            let head = data.get(..size.min(data.len())).unwrap_or(&[]);
+            self.ram.write(start, head).ok_or_else(out)?;
+            let mut at = start + head.len();
+            while at < start + size {
+                let n = (start + size - at).min(ZEROS.len());
+                self.ram.write(at, &ZEROS[..n]).ok_or_else(out)?;
+                at += n;
+            }
+            match (l.kind, l.data) {
+                (LoadKind::Page { .. }, LoadData::File(_)) => report.data_pages += 1,
+                (LoadKind::Page { .. }, _) => report.zero_pages += 1,
+                (LoadKind::ParameterArea { .. }, _) => report.parameter_areas += 1,
+                (LoadKind::Parameter { .. }, _) => report.parameters += 1,
+                _ => {}
+            }
+            report.bytes += l.size;
+        }
+        Ok(report)
+    }
+
     /// Copies `data` into guest RAM at `gpa`.
     pub fn write_ram(&self, gpa: u64, data: &[u8]) -> Result<(), VmError> {
         usize::try_from(gpa)
@@ -471,7 +550,7 @@ impl Vm {
     /// `limits.max_exits`, or `limits.timeout` passes.
     pub fn run(&mut self, limits: RunLimits) -> Result<Vec<VcpuRun>, VmError> {
         let deadline = Instant::now() + limits.timeout;
-        let flash = (self.flash_base, &self.flash);
+        let flash = (self.flash_base, self.flash.as_ref());
         let n = self.vcpus.len();
         let threads: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
         let done: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
@@ -500,6 +579,23 @@ impl Vm {
                 .collect()
         })
     }
+}
+
+/// What [`Vm::load_igvm`] placed in guest RAM.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IgvmLoadReport {
+    /// `PAGE_DATA` with file data.
+    pub data_pages: u32,
+    /// `PAGE_DATA` without file data (zero pages).
+    pub zero_pages: u32,
+    /// Parameter areas inserted.
+    pub parameter_areas: u32,
+    /// Parameters the loader supplied (the VP count).
+    pub parameters: u32,
+    /// Parameter types the loader does not supply (left as the area's initial bytes).
+    pub not_supplied: Vec<u32>,
+    /// Bytes of guest memory written.
+    pub bytes: u64,
 }
 
 /// Bounds on one run.
@@ -650,7 +746,7 @@ fn run_vcpu(
     v: &mut Vcpu,
     limits: RunLimits,
     deadline: Instant,
-    flash: (u64, &GuestMemory),
+    flash: (u64, Option<&GuestMemory>),
 ) -> VcpuRun {
     // A no-op handler: the signal only makes KVM_RUN return EINTR.
     let _ = vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick);
@@ -703,7 +799,7 @@ fn le_value(data: &[u8]) -> u32 {
 
 fn handle_exit(
     exit: VcpuExit<'_>,
-    flash: (u64, &GuestMemory),
+    flash: (u64, Option<&GuestMemory>),
     reports: &mut Vec<u32>,
 ) -> (Exit, Option<RunEnd>) {
     match exit {
@@ -736,7 +832,7 @@ fn handle_exit(
             // if the slot could not be mapped); anything else reads as all ones.
             let (base, mem) = flash;
             let off = addr.checked_sub(base).and_then(|o| usize::try_from(o).ok());
-            if off.and_then(|o| mem.read(o, data)).is_none() {
+            if off.zip(mem).and_then(|(o, m)| m.read(o, data)).is_none() {
                 data.fill(0xff);
             }
             (
@@ -814,11 +910,61 @@ fn probe_caps(kvm: &Kvm, cpuid: &CpuId, vcpu: Option<&VcpuFd>) -> Result<VcpuCap
     // is bigger (AMX); then vmsa-kvm falls back to KVM_SET_FPU.
     let xsave2 = kvm.check_extension_int(Cap::Xsave2);
     let xsave = kvm.check_extension(Cap::Xsave) && xsave2 <= 4096;
+    let read_back = match vcpu {
+        Some(v) => probe_read_back(v)?,
+        None => SregsReadBack::Exact,
+    };
     Ok(VcpuCaps {
         xcrs,
         supported_xcr0: if xcrs { supported_xcr0 } else { 1 },
         msrs,
         xsave,
         apic_base: APIC_BASE_DEFAULT,
+        read_back,
     })
+}
+
+/// Finds how this KVM reports segments through `KVM_GET_SREGS`, by experiment on a vCPU that
+/// has not been programmed yet: DS data with the accessed bit clear and a limit above 1 MiB with
+/// G clear, TR an available (not busy) 32-bit TSS. AMD SVM's `svm_get_segment` reports DS
+/// accessed with G set and TR busy; a KVM that stores segments as given reports them back as
+/// set. The vCPU's registers are restored afterwards (4 ioctls, once per VM).
+fn probe_read_back(vcpu: &VcpuFd) -> Result<SregsReadBack, VmError> {
+    use crate::state::{seg_from_kvm, seg_to_kvm};
+    use vmsa_core::kvm_readback::{SegmentRegister, read_back_segment};
+    use vmsa_core::segment::SegmentAttributes as A;
+    let get = |source| VcpuError::Get {
+        ioctl: "KVM_GET_SREGS",
+        vcpu: 0,
+        source,
+    };
+    let set = |source| VcpuError::SetSregs { vcpu: 0, source };
+    let original = vcpu.get_sregs().map_err(get)?;
+    let ds = VmcbSegment::new(0x10, A(A::P | A::S | A::TYPE_READ_WRITE), 0x10_0000, 0);
+    let tr = VmcbSegment::new(0x18, A(A::P | 9), 0x67, 0x1000);
+    let (Ok(kds), Ok(ktr)) = (ds.to_kvm(), tr.to_kvm()) else {
+        return Ok(SregsReadBack::Unmodeled);
+    };
+    let mut probe = original;
+    probe.ds = seg_to_kvm(&kds);
+    probe.tr = seg_to_kvm(&ktr);
+    vcpu.set_sregs(&probe).map_err(set)?;
+    let got = vcpu.get_sregs().map_err(get);
+    vcpu.set_sregs(&original).map_err(set)?;
+    let got = got?;
+    let seen = (
+        VmcbSegment::from_kvm(&seg_from_kvm(&got.ds)).ok(),
+        VmcbSegment::from_kvm(&seg_from_kvm(&got.tr)).ok(),
+    );
+    let ss_dpl = original.ss.dpl;
+    for rb in [SregsReadBack::Exact, SregsReadBack::Svm] {
+        let predicted = (
+            read_back_segment(rb, SegmentRegister::Ds, &ds, ss_dpl),
+            read_back_segment(rb, SegmentRegister::Tr, &tr, ss_dpl),
+        );
+        if seen == (Some(predicted.0), Some(predicted.1)) {
+            return Ok(rb);
+        }
+    }
+    Ok(SregsReadBack::Unmodeled)
 }

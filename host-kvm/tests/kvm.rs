@@ -5,7 +5,9 @@
 
 use vmsa_core::flags::SevFeatures;
 use vmsa_core::kvm_model::{self, FidelityParams, KvmParams, Origin, VmmPath};
+use vmsa_core::kvm_readback::{SregsReadBack, read_back};
 use vmsa_core::ovmf::OvmfImage;
+use vmsa_core::preflight::PreflightError;
 use vmsa_core::reset::{self, CpuSignature, LaunchConfig, SevMode, VmmType};
 use vmsa_core::{SegmentAttributes, Vmsa};
 use vmsa_kvm::fidelity::FieldStatus;
@@ -133,7 +135,8 @@ fn apply_then_read_back_gives_what_the_report_expects() {
             n.0 <= 6 && reads.0 == n.0,
             "vCPU {i}: {n:?} to apply, {reads:?} to read"
         );
-        let diff: Vec<_> = vmsa_core::vmsa::diff(fid.expected(), &back)
+        let want = vm.expected_read_back(i).unwrap();
+        let diff: Vec<_> = vmsa_core::vmsa::diff(&want, &back)
             .map(|d| d.field.name)
             .collect();
         assert!(
@@ -245,7 +248,7 @@ fn reset_reapplies_the_launch_state() {
     let n = vm.reset_vcpu(1).unwrap();
     assert!(n.0 <= 6);
     let (back, _) = vm.read_vmsa(1).unwrap();
-    assert_eq!(&back, vm.vcpus[1].fidelity.as_ref().unwrap().expected());
+    assert_eq!(back, vm.expected_read_back(1).unwrap());
     vm.reset_vcpu(0).unwrap();
     let second = vm.run(RunLimits::default()).unwrap();
     for i in 0..2 {
@@ -332,9 +335,60 @@ fn sev_launch_fails_cleanly_without_sev_hardware() {
         Err(LaunchError::WrongState { .. })
     ));
     assert!(l.log.is_empty());
-    // A policy KVM would refuse never reaches it.
+    // A launch KVM would refuse never opens anything: the core preflight stops it.
+    let mut bad = vmsas.clone();
+    bad[2].sev_features = 0x21;
+    let (report, r) = sev::launch(LaunchMode::Snp, &bad, &cfg, sev::SNP_POLICY_DEFAULT);
+    assert!(report.done.is_empty(), "{:?}", report.done);
     assert!(matches!(
-        sev::check_snp_policy(0x1_0000, 0),
-        Err(LaunchError::SnpPolicy { .. })
+        r,
+        Err(LaunchError::Preflight(PreflightError::FeaturesDisagree {
+            vcpu: 2,
+            ..
+        }))
     ));
+    let (report, r) = sev::launch(LaunchMode::Snp, &vmsas, &cfg, 0x1_0000);
+    assert!(report.done.is_empty());
+    assert!(matches!(
+        r,
+        Err(LaunchError::Preflight(
+            PreflightError::PolicyReservedClear { policy: 0x1_0000 }
+        ))
+    ));
+    // The SNP policy bits KVM reports (none here: no such attribute without SEV).
+    assert_eq!(sev::snp_policy_extra(&kvm), 0);
+}
+
+#[test]
+fn the_read_back_model_of_this_kvm_is_detected_and_holds() {
+    if !kvm_or_skip("read-back model") {
+        return;
+    }
+    let vm = test_vm(1);
+    let rb = vm.caps.read_back;
+    let module = |m: &str| std::path::Path::new(&format!("/sys/module/{m}")).exists();
+    eprintln!("KVM_GET_SREGS read-back model of this KVM: {rb:?}");
+    if module("kvm_amd") {
+        assert_eq!(
+            rb,
+            SregsReadBack::Svm,
+            "kvm_amd reports segments through svm_get_segment"
+        );
+    } else if module("kvm_pvm") {
+        assert_eq!(rb, SregsReadBack::Exact, "kvm_pvm reports segments as set");
+    } else {
+        eprintln!("SKIPPED: neither kvm_amd nor kvm_pvm; the model found is {rb:?}");
+        return;
+    }
+    // KVM's own reset segments (data 0x92, TR 0x83): programmed and read back as the model says.
+    let mut vm = test_vm(1);
+    let v = reset::kvm_reset();
+    vm.program(std::slice::from_ref(&v), true).unwrap();
+    let (back, _) = vm.read_vmsa(0).unwrap();
+    assert_eq!(
+        back,
+        read_back(rb, vm.vcpus[0].fidelity.as_ref().unwrap().expected())
+    );
+    let ds = if rb == SregsReadBack::Svm { 0x93 } else { 0x92 };
+    assert_eq!(back.ds.attrib.bits(), ds);
 }
