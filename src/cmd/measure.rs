@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vmsa_core::flags::SevFeatures;
-use vmsa_core::measure::ovmf::{SectionPolicy, sev_hash_table, snp_update_metadata};
+use vmsa_core::measure::ovmf::{LaunchMode, check_launch_inputs, sev_finish, snp_finish};
 use vmsa_core::measure::{
     ItemKind, MeasuredItem, Observer, PageType, SevDigest, SevHashes, SnpDigest,
 };
@@ -411,31 +411,30 @@ fn measure(args: &Args) -> Result<(), Failure> {
     let mut vmsas: Option<LaunchVmsas> = None;
     let digest: Vec<u8> = match req.mode {
         Mode::Sev | Mode::SevEs => {
-            let table = req
-                .hashes
-                .as_ref()
-                .map(|h| sev_hash_table(&fw, h))
-                .transpose()
-                .map_err(fail)?;
             if req.mode == Mode::SevEs {
                 vmsas = Some(compute_vmsas(&fw, &req, SevMode::SevEs)?);
             }
+            let mode = if vmsas.is_some() {
+                LaunchMode::SevEs
+            } else {
+                LaunchMode::Sev
+            };
+            // Refuse before hashing anything.
+            check_launch_inputs(&fw, mode, req.hashes.as_ref(), vmsas.as_ref()).map_err(fail)?;
             let mut d = SevDigest::with_observer(&mut items);
             fw_file.stream(|chunk| d.update_firmware(chunk))?;
             d.end_firmware();
-            if let Some(t) = &table {
-                d.update_hash_table(t);
-            }
-            if let Some(v) = &vmsas {
-                for (cpu, page) in v.pages() {
-                    d.update_vmsa(cpu, page);
-                }
-            }
-            d.finish().0.to_vec()
+            sev_finish(d, &fw, req.hashes.as_ref(), vmsas.as_ref())
+                .map_err(fail)?
+                .0
+                .to_vec()
         }
         Mode::Snp | Mode::SnpOvmfHash => {
             if req.mode == Mode::Snp {
-                vmsas = Some(compute_vmsas(&fw, &req, SevMode::Snp)?);
+                let v = compute_vmsas(&fw, &req, SevMode::Snp)?;
+                check_launch_inputs(&fw, LaunchMode::Snp, req.hashes.as_ref(), Some(&v))
+                    .map_err(fail)?;
+                vmsas = Some(v);
             }
             let mut d = SnpDigest::with_observer(req.seed.unwrap_or([0; 48]), &mut items);
             if req.seed.is_none() {
@@ -462,15 +461,7 @@ fn measure(args: &Args) -> Result<(), Failure> {
                 })?;
             }
             if let Some(v) = &vmsas {
-                let policy = match req.vmm {
-                    VmmType::Ec2 => SectionPolicy::EC2,
-                    VmmType::Gce => SectionPolicy::GCE,
-                    VmmType::Qemu | VmmType::Kvm => SectionPolicy::QEMU,
-                };
-                snp_update_metadata(&mut d, &fw, req.hashes.as_ref(), policy).map_err(fail)?;
-                for (cpu, page) in v.pages() {
-                    d.update_vmsa(cpu, page);
-                }
+                snp_finish(&mut d, &fw, req.hashes.as_ref(), req.vmm, v).map_err(fail)?;
             }
             d.ld().to_vec()
         }

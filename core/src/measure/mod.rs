@@ -21,6 +21,9 @@ pub mod snp;
 pub use sev::{SEV_HASH_TABLE_PADDED_SIZE, SevDigest, SevHashes};
 pub use snp::{PageType, SnpDigest, VMSA_GPA};
 
+/// The GPA an image is loaded at when it ends at 4 GiB.
+pub(crate) use crate::ovmf::gpa_ending_at_4g;
+
 /// What a measured item is, for `--explain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(

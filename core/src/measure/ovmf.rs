@@ -12,6 +12,7 @@ use super::sev::{SevDigest, SevHashes};
 use super::snp::{PAGE_SIZE, PageType, SnpDigest};
 use super::{ItemKind, MeasureError, Observer};
 use crate::ovmf::{OvmfImage, Section, SectionType};
+use crate::reset::{LaunchVmsas, VmmType};
 
 /// How a VMM measures the `ASEV` sections: the points where the VMMs sev-snp-measure knows
 /// differ from QEMU.
@@ -39,6 +40,15 @@ impl SectionPolicy {
         sec_mem: PageType::UNMEASURED,
         cpuid_last: false,
     };
+
+    /// The policy of a VMM profile (`kvm` measures as QEMU does: same VMM-side page order).
+    pub const fn for_vmm(vmm: VmmType) -> Self {
+        match vmm {
+            VmmType::Ec2 => Self::EC2,
+            VmmType::Gce => Self::GCE,
+            VmmType::Qemu | VmmType::Kvm => Self::QEMU,
+        }
+    }
 }
 
 /// The firmware cannot be measured the way it was asked to.
@@ -98,6 +108,9 @@ pub enum LaunchDigestError {
         /// The table GPA.
         gpa: u32,
     },
+    /// SEV-ES and SNP digests include the VMSAs, and none were given.
+    #[error("SEV-ES and SNP launch digests need the launch VMSAs")]
+    MissingVmsas,
     /// A page range is malformed.
     #[error(transparent)]
     Range(#[from] MeasureError),
@@ -212,6 +225,142 @@ pub fn sev_hash_table(
     Ok(hashes.table())
 }
 
+/// Which launch digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
+pub enum LaunchMode {
+    /// SEV: SHA-256 over the firmware (and kernel hash table).
+    Sev,
+    /// SEV-ES: SEV, then every VMSA.
+    SevEs,
+    /// SEV-SNP: the SHA-384 `PAGE_INFO` chain.
+    Snp,
+}
+
+/// A launch digest: SHA-256 (SEV, SEV-ES) or SHA-384 (SNP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LaunchDigest {
+    /// SEV and SEV-ES.
+    Sha256([u8; 32]),
+    /// SNP.
+    Sha384([u8; 48]),
+}
+
+impl LaunchDigest {
+    /// The digest bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Sha256(d) => d,
+            Self::Sha384(d) => d,
+        }
+    }
+}
+
+/// What follows the firmware pages in an SEV/SEV-ES digest: the hash table (with a kernel), then
+/// (SEV-ES, `vmsas` given) every VMSA in vCPU order. Feed the firmware first
+/// ([`SevDigest::update_firmware`], [`SevDigest::end_firmware`]).
+pub fn sev_finish<O: Observer>(
+    mut digest: SevDigest<O>,
+    fw: &OvmfImage<'_>,
+    hashes: Option<&SevHashes>,
+    vmsas: Option<&LaunchVmsas>,
+) -> Result<([u8; 32], O), LaunchDigestError> {
+    if let Some(h) = hashes {
+        digest.update_hash_table(&sev_hash_table(fw, h)?);
+    }
+    for (cpu, page) in vmsas.into_iter().flat_map(LaunchVmsas::pages) {
+        digest.update_vmsa(cpu, page);
+    }
+    Ok(digest.finish())
+}
+
+/// What follows the firmware pages in an SNP digest: the `ASEV` sections as `vmm` measures them,
+/// then every VMSA in vCPU order (KVM's `SNP_LAUNCH_FINISH`). Feed the firmware pages first (or
+/// seed the digest with `--snp-ovmf-hash`).
+pub fn snp_finish<O: Observer>(
+    digest: &mut SnpDigest<O>,
+    fw: &OvmfImage<'_>,
+    hashes: Option<&SevHashes>,
+    vmm: VmmType,
+    vmsas: &LaunchVmsas,
+) -> Result<(), LaunchDigestError> {
+    snp_update_metadata(digest, fw, hashes, SectionPolicy::for_vmm(vmm))?;
+    for (cpu, page) in vmsas.pages() {
+        digest.update_vmsa(cpu, page);
+    }
+    Ok(())
+}
+
+/// Checks the inputs before anything is hashed, so that a refusal costs nothing: a kernel needs
+/// the hash table (SEV/SEV-ES) or the `SNP_KERNEL_HASHES` section (SNP); SNP needs the `ASEV`
+/// metadata with known section types; SNP and SEV-ES need their VMSAs.
+pub fn check_launch_inputs(
+    fw: &OvmfImage<'_>,
+    mode: LaunchMode,
+    hashes: Option<&SevHashes>,
+    vmsas: Option<&LaunchVmsas>,
+) -> Result<(), LaunchDigestError> {
+    match mode {
+        LaunchMode::Sev | LaunchMode::SevEs => {
+            if let Some(h) = hashes {
+                sev_hash_table(fw, h)?;
+            }
+        }
+        LaunchMode::Snp => {
+            let mut probe = SnpDigest::new();
+            snp_update_metadata(&mut probe, fw, hashes, SectionPolicy::QEMU)?;
+        }
+    }
+    if mode != LaunchMode::Sev && vmsas.is_none() {
+        return Err(LaunchDigestError::MissingVmsas);
+    }
+    Ok(())
+}
+
+/// The launch digest of a firmware image held in memory, in QEMU's order: firmware (NORMAL pages
+/// from `4 GiB - size` for SNP), then [`sev_finish`] or [`snp_finish`]. `vmsas` are the launch
+/// VMSAs (`reset::launch_vmsas`; not needed for SEV). Callers that stream a large image on
+/// several cores feed the pages themselves and call the `*_finish` functions.
+pub fn launch_digest<O: Observer>(
+    image: &[u8],
+    fw: &OvmfImage<'_>,
+    mode: LaunchMode,
+    vmm: VmmType,
+    hashes: Option<&SevHashes>,
+    vmsas: Option<&LaunchVmsas>,
+    observer: O,
+) -> Result<(LaunchDigest, O), LaunchDigestError> {
+    check_launch_inputs(fw, mode, hashes, vmsas)?;
+    match (mode, vmsas) {
+        (LaunchMode::Snp, Some(v)) => {
+            let mut d = SnpDigest::with_observer([0; 48], observer);
+            d.update_normal_pages(
+                ItemKind::Firmware,
+                super::gpa_ending_at_4g(image.len()),
+                image,
+            )?;
+            snp_finish(&mut d, fw, hashes, vmm, v)?;
+            Ok((LaunchDigest::Sha384(d.ld()), d.into_observer()))
+        }
+        (LaunchMode::Snp, None) => Err(LaunchDigestError::MissingVmsas),
+        (mode, vmsas) => {
+            let mut d = SevDigest::with_observer(observer);
+            d.update_firmware(image);
+            d.end_firmware();
+            let vmsas = if mode == LaunchMode::SevEs {
+                vmsas
+            } else {
+                None
+            };
+            let (h, o) = sev_finish(d, fw, hashes, vmsas)?;
+            Ok((LaunchDigest::Sha256(h), o))
+        }
+    }
+}
 /// The whole SEV/SEV-ES digest of an image held in memory: firmware, optional hash table, VMSAs.
 pub fn sev_launch_digest<'v, O: Observer>(
     mut digest: SevDigest<O>,
