@@ -11,6 +11,8 @@
 //! | parameter usages | the loader's value at `insert gpa + byte_offset`: the vCPU count (`u32`) for `VP_COUNT_PARAMETER`; the other parameters (memory map, MADT, SRAT, command line...) are left as the area's initial bytes and reported as not supplied |
 //!
 //! Later placements overwrite earlier ones (file order), as a loader copying them in turn does.
+//! Parameter usages come before their area's insert in the file; their values are placed right
+//! after the insert (which copies the area's initial bytes), at the insert's position.
 //! Guest memory plumbing (mappings, memory slots) is the VMM's; this module only says what goes
 //! where. It never allocates and never panics; ranges that overflow the address space are
 //! refused with [`LoadError::Range`].
@@ -123,8 +125,55 @@ pub fn loads<'f, 'a>(
     mask: u32,
     vcpus: u32,
 ) -> impl Iterator<Item = Result<Load<'a>, LoadError>> + 'f {
-    file.directives(mask)
-        .filter_map(move |e| load_of(file, mask, vcpus, e.at, &e.header).transpose())
+    file.directives(mask).flat_map(move |e| {
+        let this = load_of(file, e.at, &e.header).transpose();
+        let inserted = match e.header {
+            Header::ParameterInsert(i) => Some((i.parameter_area_index, i.gpa)),
+            _ => None,
+        };
+        let parameters = inserted.into_iter().flat_map(move |(index, base)| {
+            file.directives(mask).filter_map(move |p| match p.header {
+                Header::Parameter(par) if par.parameter.parameter_area_index == index => {
+                    Some(parameter_load(p.at, &par, base, vcpus))
+                }
+                _ => None,
+            })
+        });
+        this.into_iter().chain(parameters)
+    })
+}
+
+/// The value of parameter `p` in an area inserted at `base`.
+fn parameter_load<'a>(
+    at: At,
+    p: &crate::igvm::Parameter,
+    base: u64,
+    vcpus: u32,
+) -> Result<Load<'a>, LoadError> {
+    let offset = u64::from(p.parameter.byte_offset);
+    let gpa = base.checked_add(offset).ok_or(LoadError::Range {
+        at,
+        gpa: base,
+        size: offset,
+    })?;
+    let (data, value) = match p.kind {
+        IgvmVariableHeaderType::IGVM_VHT_VP_COUNT_PARAMETER => {
+            (LoadData::U32(vcpus.to_le_bytes()), Some(vcpus))
+        }
+        _ => (LoadData::None, None),
+    };
+    let size = data.bytes().len() as u64;
+    checked(at, gpa, size)?;
+    Ok(Load {
+        at,
+        gpa,
+        size,
+        data,
+        kind: LoadKind::Parameter {
+            kind: p.kind,
+            value,
+        },
+    })
 }
 
 fn checked(at: At, gpa: u64, size: u64) -> Result<(), LoadError> {
@@ -135,8 +184,6 @@ fn checked(at: At, gpa: u64, size: u64) -> Result<(), LoadError> {
 
 fn load_of<'a>(
     file: &IgvmFile<'a>,
-    mask: u32,
-    vcpus: u32,
     at: At,
     header: &Header<'a>,
 ) -> Result<Option<Load<'a>>, LoadError> {
@@ -170,40 +217,6 @@ fn load_of<'a>(
             data: LoadData::Zero,
             kind: LoadKind::RequiredMemory,
         },
-        Header::Parameter(p) => {
-            let index = p.parameter.parameter_area_index;
-            // The area lands where its (later) insert for this platform puts it; an area that
-            // is never inserted is not guest memory.
-            let Some(base) = insert_gpa(file, mask, index) else {
-                if area(file, index).is_none() {
-                    return Err(LoadError::UnknownArea { at, index });
-                }
-                return Ok(None);
-            };
-            let gpa =
-                base.checked_add(u64::from(p.parameter.byte_offset))
-                    .ok_or(LoadError::Range {
-                        at,
-                        gpa: base,
-                        size: u64::from(p.parameter.byte_offset),
-                    })?;
-            let (data, value) = match p.kind {
-                IgvmVariableHeaderType::IGVM_VHT_VP_COUNT_PARAMETER => {
-                    (LoadData::U32(vcpus.to_le_bytes()), Some(vcpus))
-                }
-                _ => (LoadData::None, None),
-            };
-            Load {
-                at,
-                gpa,
-                size: data.bytes().len() as u64,
-                data,
-                kind: LoadKind::Parameter {
-                    kind: p.kind,
-                    value,
-                },
-            }
-        }
         _ => return Ok(None),
     };
     checked(at, load.gpa, load.size)?;
@@ -214,14 +227,6 @@ fn load_of<'a>(
 fn area<'a>(file: &IgvmFile<'a>, index: u32) -> Option<crate::igvm::ParameterArea<'a>> {
     file.headers().find_map(|e| match e.header {
         Header::ParameterArea(a) if a.parameter_area_index == index => Some(a),
-        _ => None,
-    })
-}
-
-/// Where the area `index` is inserted for the platform `mask`.
-fn insert_gpa(file: &IgvmFile<'_>, mask: u32, index: u32) -> Option<u64> {
-    file.directives(mask).find_map(|e| match e.header {
-        Header::ParameterInsert(i) if i.parameter_area_index == index => Some(i.gpa),
         _ => None,
     })
 }

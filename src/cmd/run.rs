@@ -1,13 +1,22 @@
-//! `vmsa run`: program real KVM vCPUs from the launch VMSAs of an OVMF image and run them, or
-//! attempt the SEV-ES/SNP launch. With no arguments at all, `vmsa` runs [`main_job`].
+//! `vmsa run`: program real KVM vCPUs from the launch VMSAs of an OVMF image or an IGVM file
+//! and run them, or attempt the SEV-ES/SNP launch. With no arguments at all, `vmsa` runs
+//! [`main_job`].
 use super::{CmdResult, read_file};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use vmsa_core::Vmsa;
+use vmsa_core::igvm::igvm_defs::IgvmVariableHeaderType;
+use vmsa_core::igvm::vp::{IgvmLaunch, LaunchEntry, Source};
+use vmsa_core::igvm::{
+    Header, IgvmFile, PlatformChoice, header_type_name, platform_from_name, platform_name,
+};
+use vmsa_core::igvm_load;
+use vmsa_core::kvm_model::{KvmParams, VmmPath};
 use vmsa_core::measure::ovmf::{SectionPolicy, sev_launch_digest, snp_update_metadata};
 use vmsa_core::measure::{ItemKind, SevDigest, SnpDigest};
 use vmsa_core::ovmf::{OvmfImage, gpa_ending_at_4g};
+use vmsa_core::preflight::Preflight;
 use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
 use vmsa_kvm::sev::{self, LaunchMode};
 use vmsa_kvm::testfw;
@@ -19,9 +28,13 @@ pub struct Args {
     /// OVMF firmware image (mapped to end at 4 GiB; its SEV-ES reset block places the APs).
     #[arg(long, value_name = "FILE", required_unless_present = "igvm")]
     pub ovmf: Option<PathBuf>,
-    /// IGVM file (its VP contexts are the launch VMSAs).
+    /// IGVM file: its page data is loaded into guest RAM, its VP contexts are the launch
+    /// VMSAs (the vCPUs without one get the reset state).
     #[arg(long, value_name = "FILE", conflicts_with = "ovmf")]
     pub igvm: Option<PathBuf>,
+    /// With --igvm: the platform to load (snp or sev-es); default the strongest.
+    #[arg(long, value_name = "PLATFORM", requires = "igvm")]
+    pub platform: Option<String>,
     /// Number of vCPUs.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub vcpus: u32,
@@ -32,9 +45,10 @@ pub struct Args {
     /// measurement or why it failed.
     #[arg(long, value_name = "MODE", value_parser = ["sev-es", "snp"])]
     pub launch: Option<String>,
-    /// SNP guest policy (SEV-ES: the 32-bit SEV policy).
-    #[arg(long, value_name = "POLICY", default_value = "0x30000", value_parser = parse_int)]
-    pub policy: u64,
+    /// SNP guest policy (SEV-ES: the 32-bit SEV policy); default 0x30000 (QEMU's), or with
+    /// --igvm the file's GUEST_POLICY.
+    #[arg(long, value_name = "POLICY", value_parser = parse_int)]
+    pub policy: Option<u64>,
     /// Refuse VMSAs with any field the vCPUs cannot hold, before any vCPU is touched.
     #[arg(long)]
     pub strict: bool,
@@ -61,8 +75,12 @@ fn parse_int(s: &str) -> Result<u64, String> {
 pub fn run(args: &Args) -> CmdResult {
     let signature = CpuSignature::named(&args.vcpu_type)
         .map_err(|e| format!("--vcpu-type {}: {e}", args.vcpu_type))?;
-    if args.igvm.is_some() {
-        return Err("--igvm: running IGVM VP contexts needs vmsa-core's IGVM VP-context reader, which is not in this build yet; use --ovmf".into());
+    let limits = RunLimits {
+        max_exits: args.max_exits,
+        timeout: Duration::from_millis(args.timeout_ms),
+    };
+    if let Some(path) = &args.igvm {
+        return run_igvm(args, path, signature, limits);
     }
     let path = args.ovmf.as_ref().ok_or("--ovmf FILE is required")?;
     let image = read_file(path)?;
@@ -83,13 +101,131 @@ pub fn run(args: &Args) -> CmdResult {
         } else {
             LaunchMode::SevEs
         };
-        return attempt_launch(lmode, &vmsas, &config, args.policy);
+        let policy = args.policy.unwrap_or(sev::SNP_POLICY_DEFAULT);
+        return attempt_launch(lmode, &vmsas, &config, policy);
     }
-    let limits = RunLimits {
-        max_exits: args.max_exits,
-        timeout: Duration::from_millis(args.timeout_ms),
+    run_vcpus(&vmsas, &config, args.strict, limits, |_| Ok(()))
+}
+
+/// `vmsa run --igvm FILE`: the VP contexts of the selected SEV-ES/SNP platform as launch VMSAs
+/// (vmsa-kvm programs every register, `VmmPath::Direct`), the platform's page data in guest RAM
+/// (no firmware image: RAM covers everything the file places), then the run.
+fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> CmdResult {
+    let bytes = read_file(path)?;
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = IgvmFile::parse(&bytes).map_err(|e| fail(&e))?;
+    let choice = match &args.platform {
+        None => PlatformChoice::Strongest,
+        Some(name) => PlatformChoice::Only(
+            platform_from_name(name)
+                .ok_or_else(|| format!("--platform {name:?}: expected snp or sev-es"))?,
+        ),
     };
-    run_vcpus(&vmsas, &config, args.strict, limits)
+    let platform = file.select(choice).map_err(|e| fail(&e))?;
+    let cfg = LaunchConfig::new(SevMode::Snp, args.vcpus, sig, VmmType::Qemu);
+    let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Direct).map_err(|e| fail(&e))?;
+    let entries: Vec<LaunchEntry> = launch
+        .entries()
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(&e))?;
+    println!(
+        "IGVM {}: platform {} (mask {:#x}), {} vCPUs",
+        path.display(),
+        platform_name(platform.platform_type),
+        platform.compatibility_mask,
+        entries.len()
+    );
+    for e in &entries {
+        match e.source {
+            Source::Context { at, .. } => {
+                println!(
+                    "vCPU {}: VP context ({at}), VMSA GPA {:#x}",
+                    e.cpu_index, e.gpa
+                );
+                // What an SEV launch of this context would not reproduce (the run below
+                // programs it as it is).
+                let f = launch.fidelity(e);
+                for r in f.refusals() {
+                    println!("  in an SEV launch KVM would refuse it: {r}");
+                }
+                for c in f.findings() {
+                    println!("  in an SEV launch KVM would change {c}");
+                }
+            }
+            Source::Reset => println!("vCPU {}: no VP context, reset state", e.cpu_index),
+        }
+    }
+    let vmsas: Vec<Vmsa> = entries.into_iter().map(|e| e.vmsa).collect();
+    if let Some(m) = &args.launch {
+        let mode = launch.config().mode;
+        let policy = args
+            .policy
+            .or_else(|| guest_policy(&file, platform.compatibility_mask))
+            .unwrap_or(sev::SNP_POLICY_DEFAULT);
+        let pf = Preflight::new(mode, policy, KvmParams::default()).before_kvm();
+        println!("{m} launch of {} vCPUs from IGVM:", vmsas.len());
+        return match pf.check(&vmsas) {
+            Ok(plan) => {
+                println!(
+                    "  ok: preflight: INIT2 vmsa_features {:#x}, policy {:#x}",
+                    plan.vmsa_features.bits(),
+                    plan.policy
+                );
+                println!(
+                    "  FAILED: the SEV launch of IGVM page data is not implemented; only OVMF images are launched (vmsa run --ovmf FILE --launch {m})"
+                );
+                Ok(ExitCode::from(1))
+            }
+            Err(e) => {
+                println!("  FAILED: {e}");
+                Ok(ExitCode::from(1))
+            }
+        };
+    }
+    let extent = igvm_load::extent(&file, platform.compatibility_mask)
+        .map_err(|e| fail(&e))?
+        .unwrap_or(0);
+    let ram = (args.ram_mib << 20).max(extent.div_ceil(2 << 20) * (2 << 20));
+    if ram > vmsa_kvm::vm::FOUR_GIB {
+        return Err(fail(&format_args!(
+            "the file places memory up to {extent:#x}; this loader maps guest RAM below 4 GiB only"
+        )));
+    }
+    let config = VmConfig {
+        ram_size: ram,
+        firmware: Vec::new(),
+        vcpus: vmsas.len(),
+    };
+    let mask = platform.compatibility_mask;
+    run_vcpus(&vmsas, &config, args.strict, limits, |vm| {
+        let r = vm
+            .load_igvm(&file, mask, args.vcpus)
+            .map_err(|e| fail(&e))?;
+        println!(
+            "loaded into {} MiB of guest RAM: {} data pages, {} zero pages, {} parameter areas, {} parameters ({:#x} bytes)",
+            ram >> 20,
+            r.data_pages,
+            r.zero_pages,
+            r.parameter_areas,
+            r.parameters,
+            r.bytes
+        );
+        for t in &r.not_supplied {
+            println!(
+                "  parameter {} not supplied by this loader (left as the area's initial bytes)",
+                header_type_name(IgvmVariableHeaderType(*t)).unwrap_or("(unknown)")
+            );
+        }
+        Ok(())
+    })
+}
+
+/// The SNP/SEV policy of the platform's `GUEST_POLICY` header, if any.
+fn guest_policy(file: &IgvmFile<'_>, mask: u32) -> Option<u64> {
+    file.initializations(mask).find_map(|e| match e.header {
+        Header::GuestPolicy(p) => Some(p.policy),
+        _ => None,
+    })
 }
 
 /// The launch VMSAs of an OVMF image, one per vCPU, as QEMU and KVM make them.
@@ -109,10 +245,17 @@ fn linear_start(v: &Vmsa) -> u64 {
     v.cs.base.wrapping_add(v.rip)
 }
 
-/// Programs and runs the vCPUs; prints, per vCPU, where it started, the fidelity of its VMSA,
-/// and how it exited.
-fn run_vcpus(vmsas: &[Vmsa], config: &VmConfig, strict: bool, limits: RunLimits) -> CmdResult {
+/// Makes the VM, fills its memory with `load`, programs and runs the vCPUs; prints, per vCPU,
+/// where it started, the fidelity of its VMSA, and how it exited.
+fn run_vcpus(
+    vmsas: &[Vmsa],
+    config: &VmConfig,
+    strict: bool,
+    limits: RunLimits,
+    load: impl FnOnce(&Vm) -> Result<(), String>,
+) -> CmdResult {
     let mut vm = Vm::new(config).map_err(|e| e.to_string())?;
+    load(&vm)?;
     let counts = vm.program(vmsas, strict).map_err(|e| e.to_string())?;
     let runs = vm.run(limits).map_err(|e| e.to_string())?;
     let mut ok = true;
@@ -247,6 +390,6 @@ pub fn main_job() -> CmdResult {
         max_exits: 1000,
         timeout: Duration::from_secs(5),
     };
-    let code = run_vcpus(&vmsas, &config, true, limits)?;
+    let code = run_vcpus(&vmsas, &config, true, limits, |_| Ok(()))?;
     Ok(code)
 }
