@@ -12,7 +12,8 @@
 //! `kvm_vcpu_ioctl_x86_set_debugregs`, `__kvm_set_xcr`, `kvm_arch_vcpu_ioctl_set_fpu`), uapi
 //! `arch/x86/include/uapi/asm/kvm.h` (v6.15 as bound by kvm-bindings 0.14).
 
-use crate::fidelity::{Fidelity, FieldStatus};
+use crate::fidelity::{Fidelity, FieldId, FieldStatus};
+use crate::field;
 use kvm_bindings::{
     kvm_debugregs, kvm_dtable, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcrs,
     kvm_xsave,
@@ -30,6 +31,8 @@ pub struct VmsaMsr {
     pub index: u32,
     /// The VMSA field name (as in [`vmsa_core::vmsa::FIELDS`]).
     pub field: &'static str,
+    /// Its index in [`vmsa_core::vmsa::FIELDS`].
+    pub field_id: FieldId,
     /// Reads the field.
     get: fn(&Vmsa) -> u64,
     /// Writes the field.
@@ -47,6 +50,7 @@ macro_rules! vmsa_msrs {
             $( VmsaMsr {
                 index: $index,
                 field: stringify!($field),
+                field_id: FieldId::of(stringify!($field)),
                 get: |v| u64::from(v.$field),
                 set: |v, x| v.$field = x as _,
             }, )*
@@ -301,11 +305,11 @@ impl VcpuState {
                 match vmsa.$v.to_kvm() {
                     Ok(s) => {
                         sregs.$k = seg_to_kvm(&s);
-                        fid.set($name, FieldStatus::Programmed);
+                        fid.set(field!($name), FieldStatus::Programmed);
                     }
                     Err(e) => {
                         sregs.$k = seg_to_kvm(&VmcbSegment::default().to_kvm().unwrap_or_default());
-                        fid.mark_lost($name, segment_reason(e));
+                        fid.mark_lost(field!($name), segment_reason(e));
                     }
                 }
             };
@@ -319,13 +323,13 @@ impl VcpuState {
                 match u16::try_from(s.limit) {
                     Ok(limit) if s.selector == 0 && s.attrib.bits() == 0 => {
                         sregs.$k = kvm_dtable { base: s.base, limit, padding: [0; 3] };
-                        fid.set($name, FieldStatus::Programmed);
+                        fid.set(field!($name), FieldStatus::Programmed);
                     }
                     Ok(limit) => {
                         sregs.$k = kvm_dtable { base: s.base, limit, padding: [0; 3] };
                         let held = VmcbSegment::new(0, Default::default(), u32::from(limit), s.base);
                         fid.not_expressible_as(
-                            $name,
+                            field!($name),
                             "struct kvm_dtable carries only base and limit; selector and attributes are lost (QEMU's check_vmsa_supported accepts and drops them)",
                             zerocopy::IntoBytes::as_bytes(&held),
                         );
@@ -334,7 +338,7 @@ impl VcpuState {
                         sregs.$k = kvm_dtable { base: s.base, limit: 0xffff, padding: [0; 3] };
                         let held = VmcbSegment::new(0, Default::default(), 0xffff, s.base);
                         fid.not_expressible_as(
-                            $name,
+                            field!($name),
                             "limit above 0xffff: struct kvm_dtable has a 16-bit limit",
                             zerocopy::IntoBytes::as_bytes(&held),
                         );
@@ -349,10 +353,10 @@ impl VcpuState {
         // (`svm_set_segment`: `if (seg == VCPU_SREG_SS) svm->vmcb->save.cpl = var->dpl`).
         let ss_dpl = sregs.ss.dpl;
         if vmsa.cpl == ss_dpl {
-            fid.set("cpl", FieldStatus::Implicit);
+            fid.set(field!("cpl"), FieldStatus::Implicit);
         } else {
             fid.set(
-                "cpl",
+                field!("cpl"),
                 FieldStatus::Forced {
                     value: u64::from(ss_dpl),
                 },
@@ -363,7 +367,7 @@ impl VcpuState {
         sregs.cr2 = vmsa.cr2;
         sregs.cr3 = vmsa.cr3;
         sregs.cr4 = vmsa.cr4;
-        for f in ["cr0", "cr2", "cr3", "cr4"] {
+        for f in [field!("cr0"), field!("cr2"), field!("cr3"), field!("cr4")] {
             fid.set(f, FieldStatus::Programmed);
         }
         // EFER.SVME never goes through KVM_SET_SREGS: since Linux commit 184bd464bdb6 ("KVM: x86:
@@ -372,7 +376,7 @@ impl VcpuState {
         let efer = vmsa.efer & !Efer::SVME.bits();
         sregs.efer = efer;
         fid.set(
-            "efer",
+            field!("efer"),
             if efer == vmsa.efer {
                 FieldStatus::Programmed
             } else {
@@ -403,14 +407,29 @@ impl VcpuState {
             rflags: vmsa.rflags | Rflags::FIXED.bits(),
         };
         for f in [
-            "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11",
-            "r12", "r13", "r14", "r15", "rip",
+            field!("rax"),
+            field!("rbx"),
+            field!("rcx"),
+            field!("rdx"),
+            field!("rsi"),
+            field!("rdi"),
+            field!("rsp"),
+            field!("rbp"),
+            field!("r8"),
+            field!("r9"),
+            field!("r10"),
+            field!("r11"),
+            field!("r12"),
+            field!("r13"),
+            field!("r14"),
+            field!("r15"),
+            field!("rip"),
         ] {
             fid.set(f, FieldStatus::Programmed);
         }
         let rflags = regs.rflags;
         fid.set(
-            "rflags",
+            field!("rflags"),
             if rflags == vmsa.rflags {
                 FieldStatus::Programmed
             } else {
@@ -425,26 +444,26 @@ impl VcpuState {
             dr7: vmsa.dr7,
             ..Default::default()
         };
-        for f in ["dr0", "dr1", "dr2", "dr3"] {
+        for f in [field!("dr0"), field!("dr1"), field!("dr2"), field!("dr3")] {
             fid.set(f, FieldStatus::Programmed);
         }
         if vmsa.dr6 & DR_HIGH != 0 {
             debugregs.dr6 = DR6_RESET;
             fid.mark_lost(
-                "dr6",
+                field!("dr6"),
                 "bits 63:32 of DR6 are reserved; KVM_SET_DEBUGREGS refuses them",
             );
         } else {
-            fid.set("dr6", FieldStatus::Programmed);
+            fid.set(field!("dr6"), FieldStatus::Programmed);
         }
         if vmsa.dr7 & DR_HIGH != 0 {
             debugregs.dr7 = DR7_RESET;
             fid.mark_lost(
-                "dr7",
+                field!("dr7"),
                 "bits 63:32 of DR7 are reserved; KVM_SET_DEBUGREGS refuses them",
             );
         } else {
-            fid.set("dr7", FieldStatus::Programmed);
+            fid.set(field!("dr7"), FieldStatus::Programmed);
         }
 
         // XCR0: with XSAVE in the guest CPUID, KVM_SET_XCRS; without, the vCPU keeps its reset
@@ -455,11 +474,11 @@ impl VcpuState {
                 // AVX (bit 2) needs SSE (bit 1): `__kvm_set_xcr`.
                 && (vmsa.xcr0 & 4 == 0 || vmsa.xcr0 & 2 != 0);
             let value = if ok {
-                fid.set("xcr0", FieldStatus::Programmed);
+                fid.set(field!("xcr0"), FieldStatus::Programmed);
                 vmsa.xcr0
             } else {
                 fid.mark_lost(
-                    "xcr0",
+                    field!("xcr0"),
                     "KVM_SET_XCRS accepts only XCR0 values with x87 set, AVX only with SSE, and bits the guest CPUID (leaf 0xD) allows",
                 );
                 1
@@ -473,10 +492,10 @@ impl VcpuState {
             Some(x)
         } else {
             if vmsa.xcr0 == 1 {
-                fid.set("xcr0", FieldStatus::Implicit);
+                fid.set(field!("xcr0"), FieldStatus::Implicit);
             } else {
                 fid.mark_lost(
-                    "xcr0",
+                    field!("xcr0"),
                     "the vCPU has no XSAVE (not in the guest CPUID KVM offers), so XCR0 stays 1 (x87 only)",
                 );
             }
@@ -498,9 +517,9 @@ impl VcpuState {
                     };
                     msr_count += 1;
                 }
-                fid.set(m.field, FieldStatus::Programmed);
+                fid.set(m.field_id, FieldStatus::Programmed);
             } else if value != 0 {
-                fid.mark_lost(m.field, "the vCPU does not have this MSR (not in KVM_GET_MSR_INDEX_LIST or not allowed by the guest CPUID)");
+                fid.mark_lost(m.field_id, "the vCPU does not have this MSR (not in KVM_GET_MSR_INDEX_LIST or not allowed by the guest CPUID)");
             }
         }
 
@@ -514,23 +533,23 @@ impl VcpuState {
             ..Default::default()
         };
         for f in [
-            "x87_fcw",
-            "x87_fsw",
-            "x87_fop",
-            "x87_rip",
-            "x87_dp",
-            "fpreg_x87",
-            "fpreg_xmm",
+            field!("x87_fcw"),
+            field!("x87_fsw"),
+            field!("x87_fop"),
+            field!("x87_rip"),
+            field!("x87_dp"),
+            field!("fpreg_x87"),
+            field!("fpreg_xmm"),
         ] {
             fid.set(f, FieldStatus::Programmed);
         }
         match u8::try_from(vmsa.x87_ftw) {
             Ok(t) => {
                 fpu.ftwx = t;
-                fid.set("x87_ftw", FieldStatus::Programmed);
+                fid.set(field!("x87_ftw"), FieldStatus::Programmed);
             }
             Err(_) => fid.mark_lost(
-                "x87_ftw",
+                field!("x87_ftw"),
                 "the VMSA holds the abridged (FXSAVE) tag byte; bits 15:8 cannot be set (struct kvm_fpu ftwx is a u8)",
             ),
         }
@@ -539,19 +558,19 @@ impl VcpuState {
         if vmsa.mxcsr & MXCSR_RESERVED != 0 {
             fpu.mxcsr = MXCSR_RESET;
             fid.mark_lost(
-                "mxcsr",
+                field!("mxcsr"),
                 "MXCSR bits 31:16 are reserved; restoring them faults",
             );
         } else if caps.xsave {
             fpu.mxcsr = vmsa.mxcsr;
-            fid.set("mxcsr", FieldStatus::Programmed);
+            fid.set(field!("mxcsr"), FieldStatus::Programmed);
         } else if vmsa.mxcsr == MXCSR_RESET {
             fpu.mxcsr = MXCSR_RESET;
-            fid.set("mxcsr", FieldStatus::Implicit);
+            fid.set(field!("mxcsr"), FieldStatus::Implicit);
         } else {
             fpu.mxcsr = MXCSR_RESET;
             fid.mark_lost(
-                "mxcsr",
+                field!("mxcsr"),
                 "KVM_SET_FPU does not carry MXCSR and this KVM has no KVM_SET_XSAVE; the vCPU keeps 0x1f80",
             );
         }
@@ -578,7 +597,7 @@ impl VcpuState {
         let ymm_avx = caps.xsave && caps.xcrs && caps.supported_xcr0 & XFEATURE_YMM != 0;
         let ymm_zero = vmsa.fpreg_ymm.iter().all(|&b| b == 0);
         if ymm_avx {
-            fid.set("fpreg_ymm", FieldStatus::Programmed);
+            fid.set(field!("fpreg_ymm"), FieldStatus::Programmed);
         }
         let xsave = caps.xsave.then(|| {
             let ymm = if ymm_avx && !ymm_zero {

@@ -190,13 +190,14 @@ pub fn read(
             source,
         }
     };
-    let mut out = like.clone();
+    // Built field by field rather than cloned from `like`: no copy of its 4 KiB XSAVE image.
     let mut n = 0;
-    out.sregs = vcpu.get_sregs().map_err(get("KVM_GET_SREGS"))?;
+    let sregs = vcpu.get_sregs().map_err(get("KVM_GET_SREGS"))?;
     n += 1;
+    let mut msrs = [kvm_msr_entry::default(); MAX_MSRS];
     if like.msr_count > 0 {
-        let mut msrs = msrs_of(like)?;
-        let read = vcpu.get_msrs(&mut msrs).map_err(get("KVM_GET_MSRS"))?;
+        let mut fam = msrs_of(like)?;
+        let read = vcpu.get_msrs(&mut fam).map_err(get("KVM_GET_MSRS"))?;
         n += 1;
         if read < like.msr_count {
             return Err(VcpuError::GetMsrsShort {
@@ -205,24 +206,37 @@ pub fn read(
                 asked: like.msr_count,
             });
         }
-        out.msrs = [kvm_msr_entry::default(); MAX_MSRS];
-        for (dst, src) in out.msrs.iter_mut().zip(msrs.as_slice()) {
+        for (dst, src) in msrs.iter_mut().zip(fam.as_slice()) {
             *dst = *src;
         }
     }
-    out.debugregs = vcpu.get_debug_regs().map_err(get("KVM_GET_DEBUGREGS"))?;
+    let debugregs = vcpu.get_debug_regs().map_err(get("KVM_GET_DEBUGREGS"))?;
     n += 1;
-    if like.xcrs.is_some() {
-        out.xcrs = Some(vcpu.get_xcrs().map_err(get("KVM_GET_XCRS"))?);
-        n += 1;
-    }
-    if like.xsave.is_some() {
-        out.xsave = Some(Box::new(vcpu.get_xsave().map_err(get("KVM_GET_XSAVE"))?));
+    let xcrs = match like.xcrs {
+        Some(_) => {
+            n += 1;
+            Some(vcpu.get_xcrs().map_err(get("KVM_GET_XCRS"))?)
+        }
+        None => None,
+    };
+    let (fpu, xsave) = if like.xsave.is_some() {
+        let x = Box::new(vcpu.get_xsave().map_err(get("KVM_GET_XSAVE"))?);
+        (like.fpu, Some(x))
     } else {
-        out.fpu = vcpu.get_fpu().map_err(get("KVM_GET_FPU"))?;
-    }
+        (vcpu.get_fpu().map_err(get("KVM_GET_FPU"))?, None)
+    };
     n += 1;
-    out.regs = vcpu.get_regs().map_err(get("KVM_GET_REGS"))?;
+    let regs = vcpu.get_regs().map_err(get("KVM_GET_REGS"))?;
     n += 1;
+    let out = VcpuState {
+        regs,
+        sregs,
+        fpu,
+        xsave,
+        debugregs,
+        xcrs,
+        msrs,
+        msr_count: like.msr_count,
+    };
     Ok((out, IoctlCount(n)))
 }
