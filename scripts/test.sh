@@ -23,6 +23,13 @@ python3 -m pip show sev-snp-measure 2>/dev/null | grep -q '^Version: 0.0.13$' \
 step "install: cargo-fuzz (fuzz smoke runs, nightly toolchain)"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install -q --locked cargo-fuzz
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install -q --profile minimal nightly
+step "install: wasm tools (binaryen, wasm-bindgen-cli = Cargo.lock's wasm-bindgen) and the browser test's npm packages"
+dpkg -s binaryen >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen >/dev/null; }
+wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+# Not --locked: the CLI's own lock file pins a webpki-roots the registry mirror does not carry.
+[ "$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }')" = "$wbg" ] \
+  || cargo install -q wasm-bindgen-cli --version "$wbg"
+( cd wasm/e2e && npm ci --no-audit --no-fund --loglevel=error )
 # <<< extra installs <<<
 
 # --- checks -------------------------------------------------------------------------------
@@ -56,5 +63,9 @@ mkdir -p fuzz/corpus/ovmf && cp ../shared/fixtures/sev-snp-measure/*.bin fuzz/co
 step "fuzz smoke: igvm (20 s)"
 mkdir -p fuzz/corpus/igvm && cp fuzz/seeds/igvm/*.igvm fuzz/corpus/igvm/
 ( cd fuzz && cargo +nightly fuzz run igvm corpus/igvm -- -max_total_time=20 )
+step "wasm: vmsa-wasm for wasm32-unknown-unknown (128 KiB budget), then the page in Debian's headless Chromium"
+bash wasm/build.sh
+cargo build -q --bin vmsa
+( cd wasm/e2e && node --test --test-reporter=spec e2e.test.js )
 # <<< extra steps <<<
 step "all checks passed"

@@ -1,2 +1,465 @@
-//! `vmsa-wasm`: vmsa-core in the browser. A thin boundary with no logic of its own.
-#![no_std]
+//! `vmsa-wasm`: vmsa-core in the browser, for the preview page in `wasm/web/`.
+//!
+//! A thin boundary: every function here calls `vmsa-core` and turns its answer into JSON (with
+//! the core's own `serde` derives and `Display` texts) and its errors into messages (the core
+//! error's `Display`, which names what is wrong and where). Built with wasm-bindgen, the
+//! ecosystem's convention, by `wasm/build.sh` (Debian's rustc-web, `-Zbuild-std`).
+//!
+//! The same functions run natively, which is how the tests check them:
+//!
+//! ```
+//! let page = [0u8; 4096];
+//! assert_eq!(vmsa_wasm::detect(&page), "vmsa");
+//! assert_eq!(vmsa_wasm::inspect_vmsa(&page).unwrap(), r#"{"fields":[]}"#);
+//! assert_eq!(
+//!     vmsa_wasm::inspect_vmsa(&page[..100]).unwrap_err().to_string(),
+//!     "a VMSA page is 4096 bytes, but the input has 100 bytes"
+//! );
+//! ```
+use serde::Serialize;
+use vmsa_core::flags::SevFeatures;
+use vmsa_core::igvm::vp::IgvmLaunch;
+use vmsa_core::igvm::{IgvmFile, PlatformChoice, header_type_name, platform_from_name};
+use vmsa_core::kvm_model::{Fidelity, FidelityParams, INITIAL_VMSA_GPA, VmmPath, check_vmsa};
+use vmsa_core::measure::NoObserver;
+use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
+use vmsa_core::measure::ovmf::{LaunchMode, launch_digest};
+use vmsa_core::ovmf::{OvmfImage, Section};
+use vmsa_core::reset::{CPU_TYPES, CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+use vmsa_core::vmsa::{Field, FieldKind, FieldValue};
+use vmsa_core::{Vmsa, igvm};
+use wasm_bindgen::prelude::*;
+
+/// An error at the boundary: a message for the page. On wasm it is thrown as a JS `Error`
+/// (`JsError`); natively (tests, docs) it is the message itself.
+#[cfg(target_arch = "wasm32")]
+pub type Error = JsError;
+/// An error at the boundary: a message for the page.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Error = String;
+
+fn message(e: impl core::fmt::Display) -> Error {
+    #[cfg(target_arch = "wasm32")]
+    return JsError::new(&e.to_string());
+    #[cfg(not(target_arch = "wasm32"))]
+    return e.to_string();
+}
+
+fn json(value: &impl Serialize) -> String {
+    // Plain data (strings, integers, vectors) always serializes.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use core::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The crate version, for the page footer.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").into()
+}
+
+/// The choices the page offers, from the core's tables: CPU types (`reset::CPU_TYPES`) and
+/// VMM profiles (`reset::VmmType::ALL`).
+#[wasm_bindgen]
+pub fn catalog() -> String {
+    #[derive(Serialize)]
+    struct Catalog {
+        cpu_types: Vec<&'static str>,
+        default_cpu_type: &'static str,
+        vmm_profiles: Vec<&'static str>,
+        default_vmm_profile: &'static str,
+    }
+    json(&Catalog {
+        cpu_types: CPU_TYPES.iter().map(|c| c.name).collect(),
+        default_cpu_type: "EPYC-v4",
+        vmm_profiles: VmmType::ALL.iter().map(|v| v.name()).collect(),
+        default_vmm_profile: VmmType::Qemu.name(),
+    })
+}
+
+/// What a file is, by content: `"igvm"` (the IGVM magic), `"ovmf"` (the GUIDed footer table)
+/// or `"vmsa"` (anything else, which [`inspect_vmsa`] then accepts or refuses with a reason).
+/// The same checks as `vmsa inspect`.
+#[wasm_bindgen]
+pub fn detect(bytes: &[u8]) -> String {
+    if bytes.get(..4) == Some(&igvm::igvm_defs::IGVM_MAGIC_VALUE.to_le_bytes()[..]) {
+        "igvm"
+    } else if OvmfImage::has_footer(bytes) {
+        "ovmf"
+    } else {
+        "vmsa"
+    }
+    .into()
+}
+
+/// One field as the page shows it: the core's [`Field`] and its `Display` text.
+#[derive(Serialize)]
+struct FieldView {
+    name: &'static str,
+    offset: usize,
+    size: usize,
+    kind: FieldKind,
+    decoded: String,
+}
+
+impl FieldView {
+    fn new(field: &'static Field, value: FieldValue<'_>) -> Self {
+        Self {
+            name: field.name,
+            offset: field.offset,
+            size: field.size,
+            kind: field.kind,
+            decoded: value.to_string(),
+        }
+    }
+}
+
+/// A VMSA page as the page shows it: its non-zero fields, decoded.
+#[derive(Serialize)]
+struct VmsaView {
+    fields: Vec<FieldView>,
+}
+
+impl From<&Vmsa> for VmsaView {
+    fn from(vmsa: &Vmsa) -> Self {
+        Self {
+            fields: vmsa
+                .nonzero_fields()
+                .map(|(f, v)| FieldView::new(f, v))
+                .collect(),
+        }
+    }
+}
+
+/// The non-zero fields of a 4096-byte VMSA page, as JSON `{"fields":[{name, offset, size,
+/// kind, decoded}]}`.
+#[wasm_bindgen(js_name = inspectVmsa)]
+pub fn inspect_vmsa(bytes: &[u8]) -> Result<String, Error> {
+    let vmsa = Vmsa::from_page(bytes).map_err(message)?;
+    Ok(json(&VmsaView::from(&vmsa)))
+}
+
+/// One differing field of [`diff_vmsa`].
+#[derive(Serialize)]
+struct DiffView {
+    name: &'static str,
+    offset: usize,
+    size: usize,
+    left: String,
+    right: String,
+}
+
+/// The fields that differ between two VMSA pages ([`vmsa_core::vmsa::diff`]), as a JSON array
+/// of `{name, offset, size, left, right}` in offset order; empty when the pages are equal.
+#[wasm_bindgen(js_name = diffVmsa)]
+pub fn diff_vmsa(left: &[u8], right: &[u8]) -> Result<String, Error> {
+    let l = Vmsa::from_page(left).map_err(|e| message(format_args!("first VMSA: {e}")))?;
+    let r = Vmsa::from_page(right).map_err(|e| message(format_args!("second VMSA: {e}")))?;
+    let diffs: Vec<DiffView> = vmsa_core::vmsa::diff(&l, &r)
+        .map(|d| DiffView {
+            name: d.field.name,
+            offset: d.field.offset,
+            size: d.field.size,
+            left: d.left.to_string(),
+            right: d.right.to_string(),
+        })
+        .collect();
+    Ok(json(&diffs))
+}
+
+/// The firmware view of an OVMF image or an IGVM file, as JSON:
+/// - OVMF: `{kind:"ovmf", size, entries:[{index, offset, guid, name, data}], sections:[{gpa,
+///   size, type}] | null}` (footer table nearest the footer first; `data` in hex);
+/// - IGVM: `{kind:"igvm", size, headers:[{index, offset, type, mask}]}`.
+#[wasm_bindgen(js_name = inspectFirmware)]
+pub fn inspect_firmware(bytes: &[u8]) -> Result<String, Error> {
+    #[derive(Serialize)]
+    struct EntryView {
+        index: usize,
+        offset: usize,
+        guid: String,
+        name: &'static str,
+        data: String,
+    }
+    #[derive(Serialize)]
+    struct SectionView {
+        gpa: u32,
+        size: u32,
+        #[serde(rename = "type")]
+        section_type: String,
+    }
+    #[derive(Serialize)]
+    struct HeaderView {
+        index: u32,
+        offset: u32,
+        #[serde(rename = "type")]
+        type_name: String,
+        mask: Option<u32>,
+    }
+    #[derive(Serialize)]
+    #[serde(tag = "kind", rename_all = "lowercase")]
+    enum View {
+        Ovmf {
+            size: usize,
+            entries: Vec<EntryView>,
+            sections: Option<Vec<SectionView>>,
+        },
+        Igvm {
+            size: usize,
+            headers: Vec<HeaderView>,
+        },
+    }
+    let section = |s: Section| SectionView {
+        gpa: s.gpa,
+        size: s.size,
+        section_type: s.section_type.to_string(),
+    };
+    let view = if detect(bytes) == "igvm" {
+        let file = IgvmFile::parse(bytes).map_err(message)?;
+        View::Igvm {
+            size: bytes.len(),
+            headers: file
+                .headers()
+                .map(|e| HeaderView {
+                    index: e.at.index,
+                    offset: e.at.offset,
+                    type_name: match header_type_name(e.header.typ()) {
+                        Some(name) => name.into(),
+                        None => format!("{:#x}", e.header.typ().0),
+                    },
+                    mask: e.header.compatibility_mask(),
+                })
+                .collect(),
+        }
+    } else {
+        let fw = OvmfImage::parse(bytes).map_err(message)?;
+        View::Ovmf {
+            size: bytes.len(),
+            entries: fw
+                .entries()
+                .map(|e| EntryView {
+                    index: e.index,
+                    offset: e.offset,
+                    guid: e.entry.guid().to_string(),
+                    name: e.entry.name(),
+                    data: hex(e.data),
+                })
+                .collect(),
+            sections: fw
+                .sev_metadata()
+                .map(|m| m.sections().map(section).collect()),
+        }
+    };
+    Ok(json(&view))
+}
+
+/// A guest launched from an OVMF image or an IGVM file: its VMSAs, their KVM fidelity
+/// findings and the launch digest, as `vmsa measure` computes them.
+#[wasm_bindgen]
+pub struct Launch {
+    mode: &'static str,
+    digest: String,
+    vmsas: Vec<Vmsa>,
+    findings: Vec<Finding>,
+}
+
+/// One KVM fidelity finding: a refusal or a field KVM would not reproduce
+/// ([`vmsa_core::kvm_model::check_vmsa`]).
+#[derive(Serialize)]
+struct Finding {
+    cpu: u32,
+    severity: &'static str,
+    message: String,
+}
+
+fn findings(cpu: u32, fidelity: &Fidelity<'_>, out: &mut Vec<Finding>) {
+    for r in fidelity.refusals() {
+        out.push(Finding {
+            cpu,
+            severity: "error",
+            message: format!("vCPU {cpu}: KVM/QEMU refuse it: {r}"),
+        });
+    }
+    for c in fidelity.findings() {
+        out.push(Finding {
+            cpu,
+            severity: "warning",
+            message: format!("vCPU {cpu}: not reproduced: {c}"),
+        });
+    }
+}
+
+fn sev_mode(mode: &str) -> Result<Option<SevMode>, Error> {
+    match mode {
+        "sev" => Ok(None),
+        "sev-es" => Ok(Some(SevMode::SevEs)),
+        "snp" => Ok(Some(SevMode::Snp)),
+        _ => Err(message(format_args!(
+            "unknown mode '{mode}' (sev, sev-es, snp)"
+        ))),
+    }
+}
+
+#[wasm_bindgen]
+impl Launch {
+    /// Launches `bytes` (an OVMF image or an IGVM file) in `mode` (`sev`, `sev-es`, `snp`) with
+    /// `vcpus` vCPUs of CPU type `cpu` (a `reset::CPU_TYPES` name), VMM profile `vmm`
+    /// (`qemu`, `ec2`, `gce`, `kvm`) and SNP guest features `guest_features` (ignored for
+    /// SEV-ES and SEV, as in `vmsa measure`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        bytes: &[u8],
+        mode: &str,
+        vcpus: u32,
+        cpu: &str,
+        vmm: &str,
+        guest_features: u64,
+    ) -> Result<Launch, Error> {
+        let sev_mode = sev_mode(mode)?;
+        let signature = CpuSignature::named(cpu)
+            .map_err(|_| message(format_args!("unknown CPU type '{cpu}'")))?;
+        let vmm = VmmType::from_name(vmm)
+            .ok_or_else(|| message(format_args!("unknown VMM profile '{vmm}'")))?;
+        let mut cfg = LaunchConfig::new(sev_mode.unwrap_or(SevMode::SevEs), vcpus, signature, vmm);
+        if sev_mode == Some(SevMode::Snp) {
+            cfg.guest_features = SevFeatures::from_bits_retain(guest_features);
+        }
+        let mut launch = Launch {
+            mode: match sev_mode {
+                None => "SEV",
+                Some(SevMode::SevEs) => "SEV-ES",
+                Some(SevMode::Snp) => "SEV-SNP",
+            },
+            digest: String::new(),
+            vmsas: Vec::new(),
+            findings: Vec::new(),
+        };
+        if detect(bytes) == "igvm" {
+            launch.igvm(bytes, mode, cfg, sev_mode.is_some())?;
+        } else {
+            launch.ovmf(bytes, cfg, sev_mode)?;
+        }
+        Ok(launch)
+    }
+
+    /// The report as JSON: `{mode, digest, vmsas:[{fields}], findings:[{cpu, severity,
+    /// message}]}`.
+    pub fn report(&self) -> String {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            mode: &'static str,
+            digest: &'a str,
+            vmsas: Vec<VmsaView>,
+            findings: &'a [Finding],
+        }
+        json(&Report {
+            mode: self.mode,
+            digest: &self.digest,
+            vmsas: self.vmsas.iter().map(VmsaView::from).collect(),
+            findings: &self.findings,
+        })
+    }
+
+    /// vCPU `cpu`'s VMSA page (4096 bytes), for the diff and for download; empty past the end.
+    pub fn vmsa(&self, cpu: usize) -> Vec<u8> {
+        self.vmsas
+            .get(cpu)
+            .map(|v| v.as_page().to_vec())
+            .unwrap_or_default()
+    }
+}
+
+impl Launch {
+    /// An OVMF launch: `reset::launch_vmsas`, then `measure::ovmf::launch_digest`.
+    fn ovmf(
+        &mut self,
+        bytes: &[u8],
+        cfg: LaunchConfig,
+        mode: Option<SevMode>,
+    ) -> Result<(), Error> {
+        let fw = OvmfImage::parse(bytes).map_err(message)?;
+        let vmsas = match mode {
+            None => None,
+            Some(_) => Some(launch_vmsas(&fw, &cfg).map_err(message)?),
+        };
+        if let Some(v) = &vmsas {
+            let params = FidelityParams {
+                mode: cfg.mode,
+                kvm: cfg.kvm,
+                path: VmmPath::Qemu,
+            };
+            let bsp_features = v.bsp().sev_features;
+            for (cpu, page) in v.pages() {
+                let fidelity = check_vmsa(page, INITIAL_VMSA_GPA, bsp_features, &params);
+                findings(cpu, &fidelity, &mut self.findings);
+                self.vmsas.push(page.clone());
+            }
+        }
+        let launch_mode = match mode {
+            None => LaunchMode::Sev,
+            Some(SevMode::SevEs) => LaunchMode::SevEs,
+            Some(SevMode::Snp) => LaunchMode::Snp,
+        };
+        let (digest, NoObserver) = launch_digest(
+            bytes,
+            &fw,
+            launch_mode,
+            cfg.vmm,
+            None,
+            vmsas.as_ref(),
+            NoObserver,
+        )
+        .map_err(message)?;
+        self.digest = hex(digest.bytes());
+        Ok(())
+    }
+
+    /// An IGVM launch on the platform the mode names: the VP contexts as launch VMSAs
+    /// (`igvm::vp::IgvmLaunch`) and the IGVM launch digest.
+    fn igvm(
+        &mut self,
+        bytes: &[u8],
+        mode: &str,
+        cfg: LaunchConfig,
+        has_vmsas: bool,
+    ) -> Result<(), Error> {
+        let file = IgvmFile::parse(bytes).map_err(message)?;
+        let platform_type = platform_from_name(mode)
+            .ok_or_else(|| message(format_args!("no IGVM platform named '{mode}'")))?;
+        let platform = file
+            .select(PlatformChoice::Only(platform_type))
+            .map_err(message)?;
+        if has_vmsas {
+            let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Qemu).map_err(message)?;
+            for entry in launch.entries() {
+                let entry = entry.map_err(message)?;
+                findings(
+                    entry.cpu_index,
+                    &launch.fidelity(&entry),
+                    &mut self.findings,
+                );
+                self.vmsas.push(entry.vmsa);
+            }
+        }
+        let d = igvm_launch_digest(&file, &platform, IgvmOptions::default(), NoObserver)
+            .map_err(message)?;
+        if let Some(ld) = d.id_block_ld.filter(|_| d.id_block_mismatch()) {
+            self.findings.push(Finding {
+                cpu: 0,
+                severity: "error",
+                message: format!(
+                    "the file's SNP_ID_BLOCK expects launch digest {}, not the computed one",
+                    hex(&ld)
+                ),
+            });
+        }
+        self.digest = hex(d.bytes());
+        Ok(())
+    }
+}
