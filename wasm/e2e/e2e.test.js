@@ -248,6 +248,17 @@ describe('vmsa preview page in headless Chromium', () => {
     assert.equal(await page.locator('#vmsas .vcpu').count(), 2);
   });
 
+  test('a 512-vCPU guest: 64 VMSA tables, the rest reachable through the diff selector', async () => {
+    await setOptions({ mode: 'snp', vcpus: 512, cpu: 'EPYC-v4' });
+    await dropAndRender('drop', 'OVMF_CODE.fd');
+    assert.equal(await errorText(), '');
+    assert.equal(await page.locator('#vmsas .vcpu').count(), 64);
+    assert.match(await text('#vmsas'), /… and 448 more vCPUs/);
+    assert.equal(await page.locator('#diff-cpu option').count(), 512);
+    const cli = run(vmsaBin, ['measure', '--mode', 'snp', '--vcpus', '512', '--vcpu-type', 'EPYC-v4', '--ovmf', OVMF]);
+    assert.equal(await text('#digest'), cli);
+  });
+
   test('truncated files give readable errors and the page stays up', async () => {
     await dropAndRender('drop', 'OVMF_CODE-truncated.fd');
     assert.match(await errorText(), /OVMF_CODE-truncated\.fd: .*1000000 bytes/);

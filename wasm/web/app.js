@@ -87,11 +87,15 @@ function fieldTable(fields, differing) {
   return table;
 }
 
+// A guest may have thousands of vCPUs; tables for the first ones keep the page responsive
+// (every vCPU stays reachable through the diff selector).
+const MAX_VCPU_TABLES = 64;
+
 function renderVmsas(views, differingByCpu) {
   const box = $('vmsas');
   box.replaceChildren();
   const grid = el('div', { class: 'vcpus' });
-  views.forEach((view, cpu) => {
+  views.slice(0, MAX_VCPU_TABLES).forEach((view, cpu) => {
     const nonzero = view.fields.length;
     const card = el('div', { class: 'vcpu', id: `vcpu-${cpu}`, 'data-cpu': String(cpu) },
       el('h3', {}, `vCPU ${cpu} `, el('span', { class: 'muted', text: `${nonzero} non-zero fields` })),
@@ -102,6 +106,9 @@ function renderVmsas(views, differingByCpu) {
     grid.append(card);
   });
   box.append(grid);
+  if (views.length > MAX_VCPU_TABLES) {
+    box.append(el('p', { class: 'muted', text: `… and ${views.length - MAX_VCPU_TABLES} more vCPUs: pick one in the diff selector to compare it` }));
+  }
   $('vmsas-panel').hidden = views.length === 0;
 }
 
