@@ -248,6 +248,9 @@ describe('vmsa preview page in headless Chromium', () => {
     assert.match(await text('#firmware'), /SUPPORTED_PLATFORM/);
     assert.match(await text('#firmware'), /PAGE_DATA/);
     assert.equal(await page.locator('#vmsas .vcpu').count(), 2);
+    // vCPU 1's context is refused (GPA, DR7, sev_features) and the ID block expects another digest.
+    assert.equal(await page.locator('#findings li.sev-error').count(), 4);
+    assert.match(await text('#findings'), /vCPU 1: not reproduced: 0x418 x87_rip/);
   });
 
   test('a 512-vCPU guest: 64 VMSA tables, the rest reachable through the diff selector', async () => {

@@ -209,3 +209,43 @@ fn bad_input_is_a_message() {
         .is_empty()
     );
 }
+
+#[test]
+fn findings_name_the_fields_kvm_would_not_reproduce() {
+    // OVMF launches are computed through the KVM model: nothing to report.
+    let ovmf = read(fixtures().join("ovmf_AmdSev_suffix.bin"));
+    for vmm in ["qemu", "ec2", "gce", "kvm"] {
+        let r = report(&Launch::new(&ovmf, "snp", 2, "EPYC-v4", vmm, 1).unwrap());
+        assert_eq!(r["findings"], Value::Array(vec![]), "{vmm}");
+    }
+    // The IGVM seed's vCPU 1 context is a page of patterned bytes: refused three ways, and most
+    // fields not reproducible; vCPU 0's is clean. Its ID block expects another digest.
+    let igvm =
+        read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/igvm/snp-small.igvm"));
+    let r = report(&Launch::new(&igvm, "snp", 2, "EPYC-v4", "qemu", 1).unwrap());
+    let findings = r["findings"].as_array().unwrap();
+    let messages = |cpu: u64, severity: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f["cpu"] == cpu && f["severity"] == severity)
+            .map(|f| f["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let refusals = messages(1, "error");
+    assert_eq!(refusals.len(), 3, "{refusals:#?}");
+    assert!(refusals[0].starts_with("vCPU 1: KVM/QEMU refuse it: VMSA GPA 0xfffff000000"));
+    assert!(refusals[1].contains("DR7 0x6a69686766656463"));
+    assert!(refusals[2].contains("sev_features 0xbab9b8b7b6b5b4b3"));
+    let fields = messages(1, "warning");
+    assert_eq!(fields.len(), 74);
+    assert!(fields.iter().any(|m| m.starts_with(
+        "vCPU 1: not reproduced: 0x418 x87_rip: wanted 0x2221201f1e1d1c1b, KVM gives 0x0"
+    )));
+    assert!(messages(0, "warning").is_empty());
+    assert_eq!(
+        messages(0, "error"),
+        [
+            "the file's SNP_ID_BLOCK expects launch digest 090909090909090909090909090909090909090909090909090909090909090909090909090909090909090909090909, not the computed one"
+        ]
+    );
+}
