@@ -59,4 +59,37 @@ pub mod vmsa;
 pub mod strategy;
 
 pub use segment::{SegmentAttributes, VmcbSegment};
+
+/// What a file is, by content, as `vmsa inspect` and the browser page detect it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// An IGVM file (starts with the `IGVM` magic).
+    Igvm,
+    /// An OVMF image (ends with the GUIDed footer table).
+    Ovmf,
+    /// Anything else: a VMSA page if it is 4096 bytes ([`Vmsa::from_page`] says why not).
+    Vmsa,
+}
+
+impl FileKind {
+    /// Detects the kind of `bytes`: IGVM magic first, then the OVMF footer, else a VMSA page.
+    pub fn detect(bytes: &[u8]) -> Self {
+        if bytes.get(..4) == Some(&igvm::igvm_defs::IGVM_MAGIC_VALUE.to_le_bytes()[..]) {
+            Self::Igvm
+        } else if ovmf::OvmfImage::has_footer(bytes) {
+            Self::Ovmf
+        } else {
+            Self::Vmsa
+        }
+    }
+
+    /// `igvm`, `ovmf` or `vmsa`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Igvm => "igvm",
+            Self::Ovmf => "ovmf",
+            Self::Vmsa => "vmsa",
+        }
+    }
+}
 pub use vmsa::{Vmsa, VmsaError};

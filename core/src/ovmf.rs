@@ -358,6 +358,32 @@ pub enum TableEntry<'a> {
     },
 }
 
+/// [`fmt::Display`] of [`TableEntry::value`].
+#[derive(Debug, Clone, Copy)]
+pub struct EntryValue<'e>(&'e TableEntry<'e>);
+
+impl fmt::Display for EntryValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            TableEntry::SevEsResetBlock { reset_addr } => {
+                write!(f, "AP reset address {reset_addr:#x}")
+            }
+            TableEntry::SevHashTable(r) | TableEntry::SevSecretArea(r) => {
+                write!(f, "base {:#x} size {:#x}", r.base, r.size)
+            }
+            TableEntry::SevMetadataOffset { offset_from_end }
+            | TableEntry::TdxMetadataOffset { offset_from_end } => {
+                write!(f, "{offset_from_end:#x} bytes before the end")
+            }
+            TableEntry::SvsmInfo(d) => match d.get(..4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
+                Some(w) => write!(f, "launch offset {:#x}", u32::from_le_bytes(w)),
+                None => write!(f, "{} data bytes", d.len()),
+            },
+            TableEntry::Unknown { data, .. } => write!(f, "{} data bytes", data.len()),
+        }
+    }
+}
+
 impl TableEntry<'_> {
     /// The entry's GUID.
     pub const fn guid(&self) -> Guid {
@@ -375,6 +401,12 @@ impl TableEntry<'_> {
     /// A short name for display.
     pub const fn name(&self) -> &'static str {
         guid_name(&self.guid())
+    }
+
+    /// The entry's value in words (`AP reset address 0x80b004`, `base 0x810c00 size 0x400`,
+    /// `0x52c bytes before the end`, …), as `vmsa inspect` and the browser page show it.
+    pub fn value(&self) -> EntryValue<'_> {
+        EntryValue(self)
     }
 
     /// Bytes of data the entry carries.

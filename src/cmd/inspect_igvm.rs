@@ -15,7 +15,7 @@ use vmsa_core::kvm_model::VmmPath;
 
 /// Whether `bytes` look like an IGVM file (starts with the IGVM magic).
 pub fn detect(bytes: &[u8]) -> bool {
-    bytes.get(..4) == Some(&vmsa_core::igvm::igvm_defs::IGVM_MAGIC_VALUE.to_le_bytes()[..])
+    vmsa_core::FileKind::detect(bytes) == vmsa_core::FileKind::Igvm
 }
 
 /// Counts and GPA range of one header type.

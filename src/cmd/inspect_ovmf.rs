@@ -3,12 +3,12 @@
 use super::CmdResult;
 use serde::Serialize;
 use std::process::ExitCode;
-use vmsa_core::ovmf::{OvmfImage, Section, TableEntry};
+use vmsa_core::ovmf::{OvmfImage, Section};
 use vmsa_core::reset::BSP_RESET_EIP;
 
 /// Whether `bytes` look like an OVMF image (has the GUIDed footer table).
 pub fn detect(bytes: &[u8]) -> bool {
-    OvmfImage::has_footer(bytes)
+    vmsa_core::FileKind::detect(bytes) == vmsa_core::FileKind::Ovmf
 }
 
 #[derive(Serialize)]
@@ -63,24 +63,6 @@ fn vector(eip: u32) -> JsonVector {
     }
 }
 
-fn value(e: &TableEntry<'_>) -> String {
-    match e {
-        TableEntry::SevEsResetBlock { reset_addr } => format!("AP reset address {reset_addr:#x}"),
-        TableEntry::SevHashTable(r) | TableEntry::SevSecretArea(r) => {
-            format!("base {:#x} size {:#x}", r.base, r.size)
-        }
-        TableEntry::SevMetadataOffset { offset_from_end }
-        | TableEntry::TdxMetadataOffset { offset_from_end } => {
-            format!("{offset_from_end:#x} bytes before the end")
-        }
-        TableEntry::SvsmInfo(d) => match d.get(..4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
-            Some(w) => format!("launch offset {:#x}", u32::from_le_bytes(w)),
-            None => format!("{} data bytes", d.len()),
-        },
-        TableEntry::Unknown { data, .. } => format!("{} data bytes", data.len()),
-    }
-}
-
 fn section(s: Section) -> JsonSection {
     JsonSection {
         gpa: s.gpa,
@@ -107,7 +89,7 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
                 offset: e.offset,
                 guid: e.entry.guid().to_string(),
                 name: e.entry.name(),
-                value: value(&e.entry),
+                value: e.entry.value().to_string(),
                 data: e.data.iter().map(|b| format!("{b:02x}")).collect(),
             })
             .collect(),

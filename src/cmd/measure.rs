@@ -107,19 +107,22 @@ impl Mode {
     /// sev-snp-measure's `SevMode.name`, used by `-v`.
     fn peer_name(self) -> &'static str {
         match self {
-            Mode::Sev => "SEV",
-            Mode::SevEs => "SEV_ES",
-            Mode::Snp | Mode::SnpOvmfHash => "SEV_SNP",
+            Mode::Sev => LaunchMode::Sev.peer_name(),
+            Mode::SevEs => LaunchMode::SevEs.peer_name(),
+            Mode::Snp | Mode::SnpOvmfHash => LaunchMode::Snp.peer_name(),
         }
     }
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
-    // sev-snp-measure's SevMode.from_str spellings.
+    if let Some(mode) = LaunchMode::from_name(s) {
+        return Ok(match mode {
+            LaunchMode::Sev => Mode::Sev,
+            LaunchMode::SevEs => Mode::SevEs,
+            LaunchMode::Snp => Mode::Snp,
+        });
+    }
     match s {
-        "sev" | "SEV" => Ok(Mode::Sev),
-        "seves" | "sev-es" | "SEVES" | "SEV-ES" => Ok(Mode::SevEs),
-        "snp" | "sev-snp" | "SNP" | "SEV-SNP" => Ok(Mode::Snp),
         "snp:ovmf-hash" => Ok(Mode::SnpOvmfHash),
         "snp:svsm" => Err(
             "snp:svsm is not supported by vmsa measure (measure the SVSM's IGVM file with --igvm)"

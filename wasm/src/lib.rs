@@ -17,6 +17,7 @@
 //! );
 //! ```
 use serde::Serialize;
+use vmsa_core::Vmsa;
 use vmsa_core::flags::SevFeatures;
 use vmsa_core::igvm::vp::IgvmLaunch;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice, header_type_name, platform_from_name};
@@ -27,7 +28,6 @@ use vmsa_core::measure::ovmf::{LaunchMode, launch_digest};
 use vmsa_core::ovmf::{OvmfImage, Section};
 use vmsa_core::reset::{CPU_TYPES, CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
 use vmsa_core::vmsa::{Field, FieldKind, FieldValue};
-use vmsa_core::{Vmsa, igvm};
 use wasm_bindgen::prelude::*;
 
 /// An error at the boundary: a message for the page. On wasm it is thrown as a JS `Error`
@@ -88,14 +88,7 @@ pub fn catalog() -> String {
 /// The same checks as `vmsa inspect`.
 #[wasm_bindgen]
 pub fn detect(bytes: &[u8]) -> String {
-    if bytes.get(..4) == Some(&igvm::igvm_defs::IGVM_MAGIC_VALUE.to_le_bytes()[..]) {
-        "igvm"
-    } else if OvmfImage::has_footer(bytes) {
-        "ovmf"
-    } else {
-        "vmsa"
-    }
-    .into()
+    vmsa_core::FileKind::detect(bytes).name().into()
 }
 
 /// One field as the page shows it: the core's [`Field`] and its `Display` text.
@@ -185,6 +178,7 @@ pub fn inspect_firmware(bytes: &[u8]) -> Result<String, Error> {
         offset: usize,
         guid: String,
         name: &'static str,
+        value: String,
         data: String,
     }
     #[derive(Serialize)]
@@ -248,6 +242,7 @@ pub fn inspect_firmware(bytes: &[u8]) -> Result<String, Error> {
                     offset: e.offset,
                     guid: e.entry.guid().to_string(),
                     name: e.entry.name(),
+                    value: e.entry.value().to_string(),
                     data: hex(e.data),
                 })
                 .collect(),
@@ -296,14 +291,9 @@ fn findings(cpu: u32, fidelity: &Fidelity<'_>, out: &mut Vec<Finding>) {
 }
 
 fn sev_mode(mode: &str) -> Result<Option<SevMode>, Error> {
-    match mode {
-        "sev" => Ok(None),
-        "sev-es" => Ok(Some(SevMode::SevEs)),
-        "snp" => Ok(Some(SevMode::Snp)),
-        _ => Err(message(format_args!(
-            "unknown mode '{mode}' (sev, sev-es, snp)"
-        ))),
-    }
+    LaunchMode::from_name(mode)
+        .map(LaunchMode::sev_mode)
+        .ok_or_else(|| message(format_args!("unknown mode '{mode}' (sev, sev-es, snp)")))
 }
 
 #[wasm_bindgen]

@@ -133,8 +133,8 @@ function renderFirmware(info) {
   if (info.kind === 'ovmf') {
     $('firmware-title').textContent = `OVMF image, ${info.size} bytes`;
     box.append(el('h3', { text: 'GUIDed footer table' }),
-      simpleTable(['#', 'offset', 'GUID', 'entry', 'data (hex)'],
-        info.entries.map((e) => [e.index, hex(e.offset), e.guid, e.name, e.data])));
+      simpleTable(['#', 'offset', 'GUID', 'entry', 'value', 'data (hex)'],
+        info.entries.map((e) => [e.index, hex(e.offset), e.guid, e.name, e.value, e.data])));
     if (info.sections) {
       box.append(el('h3', { text: `SEV metadata (ASEV), ${info.sections.length} sections` }),
         simpleTable(['#', 'GPA', 'size', 'type'],

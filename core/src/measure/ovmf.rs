@@ -12,7 +12,7 @@ use super::sev::{SevDigest, SevHashes};
 use super::snp::{PAGE_SIZE, PageType, SnpDigest};
 use super::{ItemKind, MeasureError, Observer};
 use crate::ovmf::{OvmfImage, Section, SectionType};
-use crate::reset::{LaunchVmsas, VmmType};
+use crate::reset::{LaunchVmsas, SevMode, VmmType};
 
 /// How a VMM measures the `ASEV` sections: the points where the VMMs sev-snp-measure knows
 /// differ from QEMU.
@@ -239,6 +239,37 @@ pub enum LaunchMode {
     SevEs,
     /// SEV-SNP: the SHA-384 `PAGE_INFO` chain.
     Snp,
+}
+
+impl LaunchMode {
+    /// The mode with this name, in any of sev-snp-measure's spellings (`SevMode.from_str`):
+    /// `sev`, `seves`/`sev-es`, `snp`/`sev-snp` (either case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "sev" | "SEV" => Some(Self::Sev),
+            "seves" | "sev-es" | "SEVES" | "SEV-ES" => Some(Self::SevEs),
+            "snp" | "sev-snp" | "SNP" | "SEV-SNP" => Some(Self::Snp),
+            _ => None,
+        }
+    }
+
+    /// The VMSA mode (`None` for plain SEV, which has no VMSAs).
+    pub const fn sev_mode(self) -> Option<SevMode> {
+        match self {
+            Self::Sev => None,
+            Self::SevEs => Some(SevMode::SevEs),
+            Self::Snp => Some(SevMode::Snp),
+        }
+    }
+
+    /// sev-snp-measure's `SevMode.name`: `SEV`, `SEV_ES`, `SEV_SNP` (its `-v` output).
+    pub const fn peer_name(self) -> &'static str {
+        match self {
+            Self::Sev => "SEV",
+            Self::SevEs => "SEV_ES",
+            Self::Snp => "SEV_SNP",
+        }
+    }
 }
 
 /// A launch digest: SHA-256 (SEV, SEV-ES) or SHA-384 (SNP).
