@@ -333,12 +333,39 @@ fn vmsa_run_igvm_prints_where_each_vcpu_started_and_how_it_exited() {
     let path = std::env::temp_dir().join(format!("vmsa-kvm-igvm-{}.igvm", std::process::id()));
     std::fs::write(&path, igvm_file(2)).unwrap();
     let p = path.to_str().unwrap();
-    // The launch path: the core preflight takes the file's policy, then the launch stops.
+    // The launch path: the core preflight takes the file's policy, the plan's digest is the
+    // file's own (`vmsa measure --igvm`: the contexts come last, at KVM's VMSA GPA, one per
+    // vCPU), then the launch stops at the first SEV step.
     let (code, out, err) = vmsa_bin(&["run", "--igvm", p, "--vcpus", "2", "--launch", "snp"]);
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
         out.contains("ok: preflight: INIT2 vmsa_features 0x0, policy 0x30000"),
         "{out}"
+    );
+    let (mcode, measured, _) = vmsa_bin(&["measure", "--mode", "snp", "--vcpus", "2", "--igvm", p]);
+    assert_eq!(mcode, 0);
+    assert!(
+        out.contains(&format!("expected launch digest {}", measured.trim())),
+        "{out}\n{measured}"
+    );
+    assert!(!out.contains("differs from the file's own"), "{out}");
+    if !std::path::Path::new("/dev/sev").exists() {
+        assert!(out.contains("FAILED: no /dev/sev"), "{out}");
+        assert!(out.contains("were closed"), "{out}");
+    }
+    // With a third vCPU, KVM also measures its reset VMSA: said, and a different digest.
+    let (_, out3, _) = vmsa_bin(&["run", "--igvm", p, "--vcpus", "3", "--launch", "snp"]);
+    assert!(
+        out3.contains("note: KVM's launch digest differs from the file's own (vmsa measure --igvm): vCPU 2 has no VP context"),
+        "{out3}"
+    );
+    assert!(!out3.contains(measured.trim()), "{out3}");
+    // The launch mode must be the platform's.
+    let (code, _, err) = vmsa_bin(&["run", "--igvm", p, "--vcpus", "2", "--launch", "sev-es"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--launch sev-es, but the selected IGVM platform is snp"),
+        "{err}"
     );
     let (code, out, _) = vmsa_bin(&[
         "run", "--igvm", p, "--vcpus", "2", "--launch", "snp", "--policy", "0x70000",
@@ -376,5 +403,79 @@ fn vmsa_run_igvm_prints_where_each_vcpu_started_and_how_it_exited() {
     assert!(
         out.contains("efer             forced by KVM to 0xd00"),
         "{out}"
+    );
+}
+
+/// The IGVM SEV launch through vmsa-kvm: the plan's digest is the file's, VMSAs that disagree
+/// on sev_features or a plan outside guest RAM are refused before anything is opened, and
+/// without SEV hardware the launch stops at the first SEV step with what is missing.
+#[test]
+fn igvm_sev_launch_walks_the_plan_and_stops_cleanly() {
+    use vmsa_core::launch_plan::PlanError;
+    use vmsa_core::measure::NoObserver;
+    use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
+    use vmsa_core::preflight::PreflightError;
+    use vmsa_kvm::sev::{self, LaunchError};
+    let bytes = igvm_file(2);
+    let file = IgvmFile::parse(&bytes).unwrap();
+    let platform = file.select(PlatformChoice::Strongest).unwrap();
+    let cfg = LaunchConfig::new(SevMode::Snp, 2, CpuSignature(0x00a0_0f11), VmmType::Qemu);
+    let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Direct).unwrap();
+    let entries: Vec<_> = launch.entries().map(Result::unwrap).collect();
+    let config = VmConfig {
+        ram_size: 2 << 20,
+        firmware: Vec::new(),
+        vcpus: 2,
+    };
+    let (report, r) = sev::launch_igvm(&file, &platform, &entries, &config, 0x30000);
+    let file_digest =
+        igvm_launch_digest(&file, &platform, IgvmOptions::default(), NoObserver).unwrap();
+    assert_eq!(report.expected_digest.as_deref(), Some(file_digest.bytes()));
+    assert_eq!(report.file_digest_difference, None);
+    if std::path::Path::new("/dev/sev").exists() {
+        eprintln!("SKIPPED: /dev/sev exists; the rest covers the failure path only");
+        return;
+    }
+    assert_eq!(report.done.len(), 1, "{:?}", report.done);
+    assert!(matches!(r, Err(LaunchError::NoSevDevice(_))), "{r:?}");
+
+    // vCPU 1's context asks for other sev_features: the core preflight refuses it first.
+    let mut bad = entries.clone();
+    bad[1].vmsa.sev_features = 0x21;
+    let (report, r) = sev::launch_igvm(&file, &platform, &bad, &config, 0x30000);
+    assert!(report.done.is_empty());
+    assert!(
+        matches!(
+            r,
+            Err(LaunchError::Preflight(PreflightError::FeaturesDisagree {
+                vcpu: 1,
+                ..
+            }))
+        ),
+        "{r:?}"
+    );
+    // The parameter area at 0x9000 lies outside 32 KiB of RAM.
+    let tiny = VmConfig {
+        ram_size: 0x8000,
+        ..config.clone()
+    };
+    let (report, r) = sev::launch_igvm(&file, &platform, &entries, &tiny, 0x30000);
+    assert!(report.done.is_empty());
+    assert!(
+        matches!(r, Err(LaunchError::OutsideMemory { gpa, .. }) if gpa >= 0x8000),
+        "{r:?}"
+    );
+    // VMSAs out of vCPU order are refused by the plan.
+    let swapped = vec![entries[1].clone(), entries[0].clone()];
+    let (_, r) = sev::launch_igvm(&file, &platform, &swapped, &config, 0x30000);
+    assert!(
+        matches!(
+            r,
+            Err(LaunchError::Plan(PlanError::VcpuOrder {
+                position: 0,
+                cpu: 1
+            }))
+        ),
+        "{r:?}"
     );
 }

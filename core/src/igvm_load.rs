@@ -223,6 +223,14 @@ fn load_of<'a>(
     Ok(Some(load))
 }
 
+/// The parameter area declared with `index` (its size and initial data), if any.
+pub fn parameter_area<'a>(
+    file: &IgvmFile<'a>,
+    index: u32,
+) -> Option<crate::igvm::ParameterArea<'a>> {
+    area(file, index)
+}
+
 /// The area declared with `index`.
 fn area<'a>(file: &IgvmFile<'a>, index: u32) -> Option<crate::igvm::ParameterArea<'a>> {
     file.headers().find_map(|e| match e.header {

@@ -48,11 +48,13 @@ pub mod igvm;
 pub mod igvm_load;
 pub mod kvm_model;
 pub mod kvm_readback;
+pub mod launch_plan;
 pub mod measure;
 pub mod ovmf;
 pub mod preflight;
 pub mod reset;
 pub mod segment;
+pub mod snp_cpuid;
 pub mod vmsa;
 
 #[cfg(feature = "proptest")]

@@ -35,10 +35,24 @@ use std::fmt;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use vmm_sys_util::errno;
+use vmsa_core::Vmsa;
 use vmsa_core::flags::SevFeatures;
+use vmsa_core::igvm::igvm_defs::IgvmPlatformType;
+use vmsa_core::igvm::vp::LaunchEntry;
+use vmsa_core::igvm::{IgvmFile, Platform};
 use vmsa_core::kvm_model::KvmParams;
+use vmsa_core::launch_plan::{
+    FileDigestDifference, IgvmPlan, LaunchUpdate, OvmfPlan, PlanError, UpdateSource,
+    outside_memory, sev_digest, snp_digest,
+};
+use vmsa_core::measure::igvm::IgvmOptions;
+use vmsa_core::measure::{NoObserver, PageType};
+use vmsa_core::ovmf::{OvmfError, OvmfImage};
 use vmsa_core::preflight::{LaunchPlan, Preflight, PreflightError, SnpPolicy};
-use vmsa_core::reset::SevMode;
+use vmsa_core::reset::{LaunchVmsas, SevMode, VmmType};
+use vmsa_core::snp_cpuid::{
+    CpuidEntry, CpuidPageError, SnpCpuidInfo, adjust_cpuid_features, mismatches,
+};
 // UNSAFETY: the system-fd KVM_GET_DEVICE_ATTR is not in kvm-ioctls; it is issued with
 // vmm-sys-util's ioctl helpers, with a SAFETY proof.
 #[allow(unsafe_code)]
@@ -226,6 +240,13 @@ impl LaunchMode {
             Self::Snp => SevMode::Snp,
         }
     }
+    /// The digest's name for the mode.
+    pub const fn digest_mode(self) -> vmsa_core::measure::ovmf::LaunchMode {
+        match self {
+            Self::SevEs => vmsa_core::measure::ovmf::LaunchMode::SevEs,
+            Self::Snp => vmsa_core::measure::ovmf::LaunchMode::Snp,
+        }
+    }
     /// `sev-es` or `snp`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -367,15 +388,54 @@ pub enum LaunchError {
         /// Firmware status.
         fw: FwError,
     },
-    /// The firmware rejected a CPUID page and wrote its corrected version back.
+    /// The firmware rejected a CPUID page (INVALID_PARAM) and KVM copied its corrected version
+    /// back; the message lists what differs, as QEMU's `sev_snp_cpuid_report_mismatches` does.
     #[error(
-        "the SEV firmware rejected the CPUID page at GFN {gfn:#x} and wrote back a corrected page (INVALID_PARAM)"
+        "the SEV firmware rejected the CPUID page at GFN {gfn:#x} (INVALID_PARAM){}",
+        cpuid_report(provided, corrected)
     )]
     CpuidRejected {
         /// GFN.
         gfn: u64,
+        /// The page sent.
+        provided: Box<[u8; 4096]>,
         /// The firmware's corrected page.
         corrected: Box<[u8; 4096]>,
+    },
+    /// The CPUID page cannot be made (more than 64 CPUID entries).
+    #[error(transparent)]
+    CpuidPage(#[from] CpuidPageError),
+    /// The firmware image cannot be parsed.
+    #[error(transparent)]
+    Firmware(#[from] OvmfError),
+    /// The launch cannot be planned (the core's launch plan refuses it).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The plan measures a different number of VMSAs than there are vCPUs.
+    #[error("the launch plan measures {planned} VMSAs for {vcpus} vCPUs")]
+    PlanVmsas {
+        /// VMSAs in the plan.
+        planned: usize,
+        /// vCPUs.
+        vcpus: usize,
+    },
+    /// The plan's VMSA for a vCPU is not the one the vCPU is programmed with.
+    #[error("the launch plan's VMSA for vCPU {cpu} is not the state that vCPU is programmed with")]
+    PlanVmsa {
+        /// The vCPU.
+        cpu: usize,
+    },
+    /// An update lies outside guest memory (RAM at 0, the firmware below 4 GiB).
+    #[error(
+        "the launch writes {len:#x} bytes at GPA {gpa:#x}, outside guest memory ({ram:#x} bytes of RAM at 0 and the firmware below 4 GiB)"
+    )]
+    OutsideMemory {
+        /// GPA.
+        gpa: u64,
+        /// Length.
+        len: u64,
+        /// RAM size.
+        ram: u64,
     },
     /// `KVM_SEV_SNP_LAUNCH_FINISH` failed.
     #[error("KVM_SEV_SNP_LAUNCH_FINISH failed: {errno}; firmware status {fw}")]
@@ -405,6 +465,24 @@ pub enum LaunchError {
         /// Length.
         len: usize,
     },
+}
+
+/// The lines QEMU prints when the firmware corrects a CPUID page.
+fn cpuid_report(provided: &[u8; 4096], corrected: &[u8; 4096]) -> String {
+    match (
+        SnpCpuidInfo::from_page(provided),
+        SnpCpuidInfo::from_page(corrected),
+    ) {
+        (Ok(p), Ok(c)) => {
+            let lines: Vec<String> = mismatches(&p, &c).map(|m| format!("\n  {m}")).collect();
+            if lines.is_empty() {
+                ": no entry differs".into()
+            } else {
+                format!(":{}", lines.concat())
+            }
+        }
+        (_, Err(e)) | (Err(e), _) => format!(": the pages cannot be compared: {e}"),
+    }
 }
 
 /// The policy QEMU uses by default for `sev-snp-guest` (SMT allowed, RSVD_MBO).
@@ -550,17 +628,19 @@ impl Launch {
         Ok(s.handle)
     }
 
-    /// SEV-ES `KVM_SEV_LAUNCH_UPDATE_DATA`: encrypts and measures `data` in place (guest
-    /// memory the VM maps); 16-byte aligned address and length.
+    /// SEV-ES `KVM_SEV_LAUNCH_UPDATE_DATA`: encrypts and measures `len` bytes at `offset` of
+    /// `mem` in place (guest memory the VM maps); 16-byte aligned address and length.
     pub fn launch_update_data(
         &mut self,
         vm: &VmFd,
         mem: &crate::vm::GuestMemory,
+        offset: usize,
+        len: usize,
     ) -> Result<(), LaunchError> {
         self.expect("KVM_SEV_LAUNCH_UPDATE_DATA", &[LaunchState::Started])?;
-        let len = mem.len();
-        let addr = mem.host_addr();
-        if len == 0 || len % 16 != 0 || addr % 16 != 0 {
+        let addr = mem.host_addr().wrapping_add(offset as u64);
+        let inside = offset.checked_add(len).is_some_and(|end| end <= mem.len());
+        if !inside || len == 0 || len % 16 != 0 || addr % 16 != 0 || u32::try_from(len).is_err() {
             return Err(LaunchError::Unaligned { addr, len });
         }
         let mut u = kvm_sev_launch_update_data {
@@ -665,6 +745,16 @@ impl Launch {
                 len: pages.len(),
             });
         }
+        // QEMU keeps the CPUID page it sent, to compare with the firmware's correction.
+        let is_cpuid = u32::from(page_type) == kvm_bindings::KVM_SEV_SNP_PAGE_TYPE_CPUID;
+        let provided: Option<Box<[u8; 4096]>> = is_cpuid
+            .then(|| {
+                pages
+                    .get(..4096)
+                    .and_then(|p| p.try_into().ok())
+                    .map(Box::new)
+            })
+            .flatten();
         let mut u = kvm_sev_snp_launch_update {
             gfn_start: gpa >> 12,
             uaddr: addr,
@@ -683,15 +773,19 @@ impl Launch {
                 Err((KvmErrno(libc::EAGAIN), _)) => self.state = LaunchState::Started,
                 Err((errno, fw)) => {
                     let gfn = u.gfn_start;
-                    if u32::from(page_type) == kvm_bindings::KVM_SEV_SNP_PAGE_TYPE_CPUID
-                        && fw == FwError::INVALID_PARAM
-                    {
-                        let off = ((gfn << 12) - gpa) as usize;
+                    if let (Some(provided), FwError::INVALID_PARAM) = (provided, fw) {
+                        // HARDWARE-ONLY: KVM copied the firmware's corrected page back to
+                        // `uaddr` (sev.c `snp_launch_update`, `sev_gmem_post_populate`).
+                        let off = usize::try_from((gfn << 12).saturating_sub(gpa)).unwrap_or(0);
                         let mut corrected = Box::new([0u8; 4096]);
-                        if let Some(p) = pages.get(off..off + 4096) {
+                        if let Some(p) = pages.get(off..off.saturating_add(4096)) {
                             corrected.copy_from_slice(p);
                         }
-                        return Err(LaunchError::CpuidRejected { gfn, corrected });
+                        return Err(LaunchError::CpuidRejected {
+                            gfn,
+                            provided,
+                            corrected,
+                        });
                     }
                     return Err(LaunchError::SnpLaunchUpdate {
                         gfn,
@@ -779,48 +873,160 @@ pub fn create_guest_memfd(vm: &VmFd, size: u64) -> Result<File, LaunchError> {
     Ok(file)
 }
 
-/// What [`launch`] did: every step in order, and the measurement if it got that far.
+/// What a launch did: every step in order, the digest its plan gives, and the SEV-ES
+/// measurement if it got that far.
 #[derive(Debug, Default)]
 pub struct LaunchReport {
     /// The steps that succeeded, in order.
     pub done: Vec<String>,
+    /// The launch digest the plan gives (SHA-384 for SNP, SHA-256 for SEV-ES): what the
+    /// attestation report's MEASUREMENT (SNP) or the firmware's LD (SEV-ES) will be.
+    pub expected_digest: Option<Vec<u8>>,
+    /// IGVM: why KVM's launch does not give the file's own digest (`vmsa measure --igvm`),
+    /// if it does not.
+    pub file_digest_difference: Option<FileDigestDifference>,
     /// The SEV-ES measurement blob (SEV-ES only; SNP's is in the attestation report).
     pub measurement: Option<Measurement>,
 }
 
-/// The whole launch of `vmsas` (one per vCPU, in index order) with `firmware` ending at 4 GiB:
-/// the pure checks first (features agree, SNP bit, policy), then `/dev/sev`, the supported
-/// features, the VM, `KVM_SEV_INIT2`, memory and vCPUs, and the mode's commands in the
-/// firmware's order. Stops at the first failure; everything made so far (VM, memory, vCPUs,
-/// `/dev/sev`) is closed when it returns.
-pub fn launch(
+/// The SEV-ES or SNP launch of an OVMF image (`config.firmware`, ending at 4 GiB) with the
+/// launch VMSAs `launch`, walking the core's [`OvmfPlan`] (QEMU's page order and types): the
+/// pure checks first, then `/dev/sev`, the supported features, the VM, `KVM_SEV_INIT2`, memory
+/// and vCPUs, and the mode's commands in the firmware's order. Stops at the first failure;
+/// everything made so far (VM, memory, vCPUs, `/dev/sev`) is closed when it returns.
+pub fn launch_ovmf(
     mode: LaunchMode,
-    vmsas: &[vmsa_core::Vmsa],
+    launch: &LaunchVmsas,
     config: &crate::vm::VmConfig,
     policy: u64,
 ) -> (LaunchReport, Result<(), LaunchError>) {
     let mut report = LaunchReport::default();
-    let r = launch_steps(mode, vmsas, config, policy, &mut report);
+    let r = (|| {
+        let fw = OvmfImage::parse(&config.firmware)?;
+        let plan = OvmfPlan::new(
+            &config.firmware,
+            fw,
+            mode.digest_mode(),
+            VmmType::Qemu,
+            None,
+            launch,
+        )?;
+        let vmsas: Vec<Vmsa> = launch.pages().map(|(_, v)| v.clone()).collect();
+        let updates: Vec<LaunchUpdate<'_>> = plan.updates().collect();
+        run_plan(mode, &vmsas, config, policy, &updates, &mut report, |_| {
+            Ok(())
+        })
+    })();
     (report, r)
 }
 
-fn launch_steps(
-    mode: LaunchMode,
-    vmsas: &[vmsa_core::Vmsa],
+/// The SEV-ES or SNP launch of an IGVM file on `platform` (its mode), with the launch VMSAs
+/// `entries` (VP contexts, reset state for the other vCPUs: `IgvmLaunch::entries`), walking the
+/// core's [`IgvmPlan`]: the platform's pages are loaded into guest RAM (`config.ram_size`, no
+/// firmware image), sent in file order, and the VMSAs measured last by KVM.
+pub fn launch_igvm(
+    file: &IgvmFile<'_>,
+    platform: &Platform,
+    entries: &[LaunchEntry],
     config: &crate::vm::VmConfig,
     policy: u64,
+) -> (LaunchReport, Result<(), LaunchError>) {
+    let mut report = LaunchReport::default();
+    let r = (|| {
+        let mode = match platform.platform_type {
+            IgvmPlatformType::SEV_SNP => LaunchMode::Snp,
+            IgvmPlatformType::SEV_ES => LaunchMode::SevEs,
+            other => return Err(PlanError::NotSevEsOrSnp(other.0).into()),
+        };
+        let plan = IgvmPlan::new(file, platform, IgvmOptions::default(), entries)?;
+        report.file_digest_difference = plan.file_digest_difference().err();
+        let vmsas: Vec<Vmsa> = entries.iter().map(|e| e.vmsa.clone()).collect();
+        let updates: Vec<LaunchUpdate<'_>> = plan.updates().collect();
+        let (mask, vcpus) = (platform.compatibility_mask, entries.len() as u32);
+        run_plan(mode, &vmsas, config, policy, &updates, &mut report, |vm| {
+            vm.load_igvm(file, mask, vcpus)
+                .map(|_| ())
+                .map_err(Box::new)?;
+            Ok(())
+        })
+    })();
+    (report, r)
+}
+
+/// The checks that need no kernel: the preflight, the plan's VMSAs are the ones the vCPUs get,
+/// every update lies in guest memory. Then the digest the plan gives.
+fn check_plan(
+    mode: LaunchMode,
+    vmsas: &[Vmsa],
+    config: &crate::vm::VmConfig,
+    policy: u64,
+    updates: &[LaunchUpdate<'_>],
     report: &mut LaunchReport,
-) -> Result<(), LaunchError> {
-    // The core preflight, before anything is opened: features agree and carry the right SNP
-    // bit, DR7, the policy (support is checked again once KVM says what it supports).
+) -> Result<Preflight, LaunchError> {
     let preflight = Preflight::new(mode.sev_mode(), policy, KvmParams::default());
-    preflight.before_kvm().check(vmsas)?;
-    if config.firmware.is_empty() {
-        return Err(LaunchError::NoFirmware);
+    let pre = preflight.before_kvm().check(vmsas)?;
+    let planned: Vec<(u32, &Vmsa)> = updates
+        .iter()
+        .filter_map(|u| match u.source {
+            UpdateSource::Vmsa { cpu, vmsa } => Some((cpu, vmsa)),
+            _ => None,
+        })
+        .collect();
+    if planned.len() != vmsas.len() {
+        return Err(LaunchError::PlanVmsas {
+            planned: planned.len(),
+            vcpus: vmsas.len(),
+        });
     }
-    report
-        .done
-        .push("preflight: sev_features agree, SNP bit, DR7 and policy accepted".into());
+    for (i, ((cpu, p), v)) in planned.iter().zip(vmsas).enumerate() {
+        if *cpu as usize != i || *p != v {
+            return Err(LaunchError::PlanVmsa { cpu: i });
+        }
+    }
+    let fw_len = config.firmware.len() as u64;
+    let memory = [(0, config.ram_size), (crate::vm::FOUR_GIB - fw_len, fw_len)];
+    if let Some(u) = outside_memory(updates.iter().copied(), &memory) {
+        return Err(LaunchError::OutsideMemory {
+            gpa: u.gpa,
+            len: u.len,
+            ram: config.ram_size,
+        });
+    }
+    let mut snp_pages = 0u64;
+    for u in updates {
+        snp_pages += u.len.div_ceil(4096);
+    }
+    let digest = match mode {
+        LaunchMode::Snp => snp_digest(updates.iter().copied(), NoObserver).0.to_vec(),
+        LaunchMode::SevEs => sev_digest(updates.iter().copied(), NoObserver).0.to_vec(),
+    };
+    report.done.push(format!(
+        "preflight: INIT2 vmsa_features {:#x}, policy {:#x} (sev_features agree, SNP bit, DR7); plan of {} updates ({} pages), all in guest memory, expected launch digest {}",
+        pre.vmsa_features.bits(),
+        pre.policy,
+        updates.len(),
+        snp_pages,
+        hex(&digest)
+    ));
+    report.expected_digest = Some(digest);
+    Ok(preflight)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Walks a plan: the pure checks, then the kernel.
+fn run_plan(
+    mode: LaunchMode,
+    vmsas: &[Vmsa],
+    config: &crate::vm::VmConfig,
+    policy: u64,
+    updates: &[LaunchUpdate<'_>],
+    report: &mut LaunchReport,
+    load: impl FnOnce(&crate::vm::Vm) -> Result<(), LaunchError>,
+) -> Result<(), LaunchError> {
+    let preflight = check_plan(mode, vmsas, config, policy, updates, report)?;
     let sev = open_sev()?;
     report.done.push("opened /dev/sev".into());
     let kvm = crate::vm::Vm::open_kvm().map_err(|e| {
@@ -850,6 +1056,9 @@ fn launch_steps(
         mode.name(),
         mode.vm_type()
     ));
+    // HARDWARE-ONLY from here: without SEV hardware no kernel gets this far (no /dev/sev, no
+    // KVM_X86_SEV_VMSA_FEATURES, no SEV VM types). Reviewed against Linux 6.15
+    // `arch/x86/kvm/svm/sev.c` and QEMU 10.1 `target/i386/sev.c`; not run.
     let mut l = Launch::new(sev, mode).with_snp_policy_extra(extra);
     l.init2(&vmfd, plan.vmsa_features)?;
     report.done.push(format!(
@@ -858,21 +1067,29 @@ fn launch_steps(
     ));
     // Memory and vCPUs (KVM_CREATE_VCPU must follow INIT2).
     let mut vm = crate::vm::Vm::with_vm(kvm, vmfd, config).map_err(Box::new)?;
-    let (flash_base, flash_len) = match &vm.flash {
-        Some(f) => (vm.flash_base, f.len()),
-        None => return Err(LaunchError::NoFirmware),
-    };
+    load(&vm)?;
     match mode {
         LaunchMode::SevEs => {
             let handle = l.launch_start(&vm.fd, plan.policy as u32)?;
             report
                 .done
                 .push(format!("KVM_SEV_LAUNCH_START handle {handle}"));
-            if let Some(flash) = &vm.flash {
-                l.launch_update_data(&vm.fd, flash)?;
+            for u in updates.iter().filter(|u| !u.is_vmsa()) {
+                // QEMU: the data is in guest memory and encrypted in place, in plan order.
+                let (mem, offset) = host_range(&vm, u.gpa, u.len)?;
+                if let UpdateSource::Bytes(b) = u.source {
+                    mem.write(offset, b).ok_or(LaunchError::OutsideMemory {
+                        gpa: u.gpa,
+                        len: u.len,
+                        ram: config.ram_size,
+                    })?;
+                }
+                let len = usize::try_from(u.len).unwrap_or(usize::MAX);
+                l.launch_update_data(&vm.fd, mem, offset, len)?;
             }
             report.done.push(format!(
-                "KVM_SEV_LAUNCH_UPDATE_DATA firmware ({flash_len:#x} bytes)"
+                "KVM_SEV_LAUNCH_UPDATE_DATA of {} updates",
+                updates.iter().filter(|u| !u.is_vmsa()).count()
             ));
             program_for_launch(&mut vm, vmsas)?;
             l.launch_update_vmsa(&vm.fd)?;
@@ -886,34 +1103,181 @@ fn launch_steps(
             report.done.push("KVM_SEV_LAUNCH_FINISH".into());
         }
         LaunchMode::Snp => {
-            // Hardware-only: the firmware range must be a guest_memfd slot, private.
-            let gmem = create_guest_memfd(&vm.fd, flash_len as u64)?;
-            snp_private_slot(&vm, &gmem)?;
-            set_private(&vm.fd, flash_base, flash_len as u64)?;
+            // QEMU's guest CPUID for SNP (sev_snp_adjust_cpuid_features) on every vCPU; the
+            // CPUID page is vCPU 0's.
+            let cpuid = snp_adjust_cpuid(&vm)?;
+            report.done.push(format!(
+                "guest CPUID masked for SNP on every vCPU; the CPUID page holds vCPU 0's {} entries ({} not as set: KVM forced them)",
+                cpuid.entries.len(),
+                cpuid.kvm_changed.len()
+            ));
+            // Guest memory as guest_memfd slots (RAM, and the firmware when there is one).
+            let _gmem = snp_private_slots(&vm)?;
             report
                 .done
-                .push("firmware range in a private guest_memfd slot".into());
+                .push("guest memory in private guest_memfd slots".into());
             l.snp_launch_start(&vm.fd, plan.policy)?;
             report.done.push(format!(
                 "KVM_SEV_SNP_LAUNCH_START policy {:#x}",
                 plan.policy
             ));
-            let mut fw = config.firmware.clone();
-            l.snp_launch_update(
-                &vm.fd,
-                flash_base,
-                &mut fw,
-                kvm_bindings::KVM_SEV_SNP_PAGE_TYPE_NORMAL as u8,
-            )?;
-            report
-                .done
-                .push("KVM_SEV_SNP_LAUNCH_UPDATE firmware".into());
+            for u in updates.iter().filter(|u| !u.is_vmsa()) {
+                let page_type = u.page_type.unwrap_or(PageType::NORMAL);
+                let mut buf = PageBuf::new(u.len)?;
+                match u.source {
+                    UpdateSource::Bytes(b) => buf.fill(b),
+                    UpdateSource::Cpuid => {
+                        let info = SnpCpuidInfo::from_entries(cpuid.entries.iter().copied())?;
+                        buf.fill(&info.page());
+                    }
+                    UpdateSource::Loaded => {
+                        let (mem, offset) = host_range(&vm, u.gpa, u.len)?;
+                        mem.read(offset, buf.bytes_mut())
+                            .ok_or(LaunchError::OutsideMemory {
+                                gpa: u.gpa,
+                                len: u.len,
+                                ram: config.ram_size,
+                            })?;
+                    }
+                    UpdateSource::Zero | UpdateSource::Vmsa { .. } => {}
+                }
+                set_private(&vm.fd, u.gpa, u.len)?;
+                l.snp_launch_update(&vm.fd, u.gpa, buf.bytes_mut(), page_type.0)?;
+            }
+            report.done.push(format!(
+                "KVM_SEV_SNP_LAUNCH_UPDATE of {} updates",
+                updates.iter().filter(|u| !u.is_vmsa()).count()
+            ));
             program_for_launch(&mut vm, vmsas)?;
             l.snp_launch_finish(&vm.fd, [0; 32])?;
-            report.done.push("KVM_SEV_SNP_LAUNCH_FINISH".into());
+            report.done.push(format!(
+                "KVM_SEV_SNP_LAUNCH_FINISH (KVM measured {} VMSAs)",
+                vmsas.len()
+            ));
         }
     }
     Ok(())
+}
+
+/// Page-aligned host memory for `SNP_LAUNCH_UPDATE`'s `uaddr` (KVM wants it page aligned).
+#[repr(C, align(4096))]
+#[derive(
+    Clone, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout,
+)]
+struct Page([u8; 4096]);
+
+struct PageBuf(Vec<Page>);
+
+impl PageBuf {
+    fn new(len: u64) -> Result<Self, LaunchError> {
+        let pages = usize::try_from(len.div_ceil(4096)).map_err(|_| LaunchError::Unaligned {
+            addr: 0,
+            len: usize::MAX,
+        })?;
+        Ok(Self(vec![Page([0; 4096]); pages]))
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        use zerocopy::IntoBytes;
+        self.0.as_mut_bytes()
+    }
+    fn fill(&mut self, src: &[u8]) {
+        let dst = self.bytes_mut();
+        let n = src.len().min(dst.len());
+        if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
+            d.copy_from_slice(s);
+        }
+    }
+}
+
+/// The guest memory mapping holding `[gpa, gpa + len)` and the offset of `gpa` in it.
+fn host_range(
+    vm: &crate::vm::Vm,
+    gpa: u64,
+    len: u64,
+) -> Result<(&crate::vm::GuestMemory, usize), LaunchError> {
+    let fits = |base: u64, mem: &crate::vm::GuestMemory| {
+        let off = gpa.checked_sub(base)?;
+        (off.checked_add(len)? <= mem.len() as u64).then_some(off as usize)
+    };
+    if let Some(off) = fits(0, &vm.ram) {
+        return Ok((&vm.ram, off));
+    }
+    if let Some(f) = &vm.flash {
+        if let Some(off) = fits(vm.flash_base, f) {
+            return Ok((f, off));
+        }
+    }
+    Err(LaunchError::OutsideMemory {
+        gpa,
+        len,
+        ram: vm.ram.len() as u64,
+    })
+}
+
+/// The guest CPUID of an SNP launch: what the VMM set, and what vCPU 0 holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnpCpuid {
+    /// vCPU 0's CPUID as KVM reports it after `KVM_SET_CPUID2` (`KVM_GET_CPUID2`): what the
+    /// CPUID page holds (QEMU `snp_launch_update_cpuid` reads `first_cpu`'s).
+    pub entries: Vec<CpuidEntry>,
+    /// The entries KVM did not take as set: (set, held). Some KVMs force some leaves (the
+    /// PVM-based KVM of the development machine keeps leaf 7.0 as it supports it).
+    pub kvm_changed: Vec<(CpuidEntry, CpuidEntry)>,
+}
+
+/// Applies QEMU's SNP CPUID masking ([`adjust_cpuid_features`]) to every vCPU's CPUID
+/// (`KVM_GET_CPUID2`, mask, `KVM_SET_CPUID2`) and reads vCPU 0's back for the CPUID page.
+pub fn snp_adjust_cpuid(vm: &crate::vm::Vm) -> Result<SnpCpuid, LaunchError> {
+    let err = |ioctl| {
+        move |e: errno::Error| {
+            LaunchError::Vm(Box::new(crate::vm::VmError::Cpuid { ioctl, source: e }))
+        }
+    };
+    let mut out = SnpCpuid {
+        entries: Vec::new(),
+        kvm_changed: Vec::new(),
+    };
+    for v in &vm.vcpus {
+        let mut c =
+            v.fd.get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+                .map_err(err("KVM_GET_CPUID2"))?;
+        for e in c.as_mut_slice() {
+            let mut ours = cpuid_from_kvm(e);
+            adjust_cpuid_features(&mut ours);
+            (e.eax, e.ebx, e.ecx, e.edx) = (ours.eax, ours.ebx, ours.ecx, ours.edx);
+        }
+        v.fd.set_cpuid2(&c).map_err(err("KVM_SET_CPUID2"))?;
+        if v.index == 0 {
+            let held =
+                v.fd.get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+                    .map_err(err("KVM_GET_CPUID2"))?;
+            out.entries = held.as_slice().iter().map(cpuid_from_kvm).collect();
+            let set = c.as_slice().iter().map(cpuid_from_kvm);
+            out.kvm_changed = set
+                .filter_map(|s| {
+                    let h = out
+                        .entries
+                        .iter()
+                        .find(|h| (h.function, h.index) == (s.function, s.index))?;
+                    (*h != s).then_some((s, *h))
+                })
+                .collect();
+        }
+    }
+    Ok(out)
+}
+
+/// The core's view of a `struct kvm_cpuid_entry2`.
+pub fn cpuid_from_kvm(e: &kvm_bindings::kvm_cpuid_entry2) -> CpuidEntry {
+    CpuidEntry {
+        function: e.function,
+        index: e.index,
+        flags: e.flags,
+        eax: e.eax,
+        ebx: e.ebx,
+        ecx: e.ecx,
+        edx: e.edx,
+    }
 }
 
 /// Programs the vCPUs in strict mode: a launch VMSA the vCPU cannot hold would be measured
@@ -927,26 +1291,47 @@ fn program_for_launch(
         .map_err(|e| LaunchError::Vm(Box::new(e)))
 }
 
-/// Re-registers the firmware slot (slot 1) as a guest_memfd slot (`KVM_SET_USER_MEMORY_REGION2`
-/// with `KVM_MEM_GUEST_MEMFD`), keeping the shared mapping as its userspace address.
-fn snp_private_slot(vm: &crate::vm::Vm, gmem: &File) -> Result<(), LaunchError> {
-    let flash = vm.flash.as_ref().ok_or(LaunchError::NoFirmware)?;
+/// Re-registers guest RAM (slot 0) and the firmware (slot 1, if any) as guest_memfd slots
+/// (`KVM_CREATE_GUEST_MEMFD`, `KVM_SET_USER_MEMORY_REGION2` with `KVM_MEM_GUEST_MEMFD`),
+/// keeping the shared mappings as their userspace addresses. The guest_memfds are returned
+/// and must live as long as the VM.
+fn snp_private_slots(vm: &crate::vm::Vm) -> Result<Vec<File>, LaunchError> {
+    let mut slots = vec![(0u32, 0u64, &vm.ram)];
+    if let Some(f) = &vm.flash {
+        slots.push((1, vm.flash_base, f));
+    }
+    let mut files = Vec::new();
+    for (slot, gpa, mem) in slots {
+        let gmem = create_guest_memfd(&vm.fd, mem.len() as u64)?;
+        private_slot(vm, slot, gpa, mem, &gmem)?;
+        files.push(gmem);
+    }
+    Ok(files)
+}
+
+fn private_slot(
+    vm: &crate::vm::Vm,
+    slot: u32,
+    gpa: u64,
+    mem: &crate::vm::GuestMemory,
+    gmem: &File,
+) -> Result<(), LaunchError> {
     let region = kvm_userspace_memory_region2 {
-        slot: 1,
+        slot,
         flags: kvm_bindings::KVM_MEM_GUEST_MEMFD,
-        guest_phys_addr: vm.flash_base,
-        memory_size: flash.len() as u64,
-        userspace_addr: flash.host_addr(),
+        guest_phys_addr: gpa,
+        memory_size: mem.len() as u64,
+        userspace_addr: mem.host_addr(),
         guest_memfd_offset: 0,
         guest_memfd: gmem.as_raw_fd() as u32,
         ..Default::default()
     };
     let delete = kvm_bindings::kvm_userspace_memory_region {
-        slot: 1,
+        slot,
         flags: 0,
-        guest_phys_addr: vm.flash_base,
+        guest_phys_addr: gpa,
         memory_size: 0,
-        userspace_addr: flash.host_addr(),
+        userspace_addr: mem.host_addr(),
     };
     let err = |ioctl| {
         move |e: errno::Error| LaunchError::PrivateMemory {
@@ -955,12 +1340,12 @@ fn snp_private_slot(vm: &crate::vm::Vm, gmem: &File) -> Result<(), LaunchError> 
         }
     };
     #[allow(unsafe_code)]
-    // SAFETY: memory_size 0 deletes slot 1; no memory is handed to KVM.
+    // SAFETY: memory_size 0 deletes the slot; no memory is handed to KVM.
     unsafe { vm.fd.set_user_memory_region(delete) }.map_err(err("KVM_SET_USER_MEMORY_REGION"))?;
     #[allow(unsafe_code)]
-    // SAFETY: the slot is backed by `flash` (`vm.flash`), a live mapping of exactly `memory_size` bytes
-    // owned by `vm`, and by `gmem`, a guest_memfd of the same size; `vm` outlives the slot
-    // (the VM fd closes first).
+    // SAFETY: the slot is backed by `mem` (vm.ram or vm.flash), a live mapping of exactly
+    // `memory_size` bytes owned by `vm`, and by `gmem`, a guest_memfd of the same size that the
+    // caller keeps open while the VM lives; `vm` drops its VM fd before its memory.
     unsafe { vm.fd.set_user_memory_region2(region) }.map_err(err("KVM_SET_USER_MEMORY_REGION2"))?;
     Ok(())
 }

@@ -6,6 +6,8 @@
 use vmsa_core::flags::SevFeatures;
 use vmsa_core::kvm_model::{self, FidelityParams, KvmParams, Origin, VmmPath};
 use vmsa_core::kvm_readback::{SregsReadBack, read_back};
+use vmsa_core::measure::NoObserver;
+use vmsa_core::measure::ovmf::launch_digest;
 use vmsa_core::ovmf::OvmfImage;
 use vmsa_core::preflight::PreflightError;
 use vmsa_core::reset::{self, CpuSignature, LaunchConfig, SevMode, VmmType};
@@ -290,18 +292,44 @@ fn sev_launch_fails_cleanly_without_sev_hardware() {
         eprintln!("SKIPPED: /dev/sev exists; this test covers the failure path only");
         return;
     }
-    let vmsas = launch_vmsas(4);
+    let img = testfw::image();
+    let fw = OvmfImage::parse(&img).unwrap();
     let cfg = VmConfig {
         ram_size: testfw::RAM_SIZE,
-        firmware: testfw::image(),
+        firmware: img.clone(),
         vcpus: 4,
     };
-    // The whole launch: preflight passes, then /dev/sev is missing.
-    let (report, r) = sev::launch(LaunchMode::Snp, &vmsas, &cfg, sev::SNP_POLICY_DEFAULT);
-    assert_eq!(report.done.len(), 1, "{:?}", report.done);
-    let e = r.unwrap_err();
-    assert!(matches!(e, LaunchError::NoSevDevice(_)));
-    assert!(e.to_string().starts_with("no /dev/sev"), "{e}");
+    // The whole launch, for both modes: the preflight and the plan pass (the plan's digest is
+    // the one `vmsa measure` computes), then /dev/sev is missing.
+    for (mode, smode) in [
+        (LaunchMode::Snp, SevMode::Snp),
+        (LaunchMode::SevEs, SevMode::SevEs),
+    ] {
+        let launch =
+            reset::launch_vmsas(&fw, &LaunchConfig::new(smode, 4, SIGNATURE, VmmType::Qemu))
+                .unwrap();
+        let (report, r) = sev::launch_ovmf(mode, &launch, &cfg, sev::SNP_POLICY_DEFAULT);
+        assert_eq!(report.done.len(), 1, "{:?}", report.done);
+        let (digest, _) = launch_digest(
+            &img,
+            &fw,
+            mode.digest_mode(),
+            VmmType::Qemu,
+            None,
+            Some(&launch),
+            NoObserver,
+        )
+        .unwrap();
+        assert_eq!(report.expected_digest.as_deref(), Some(digest.bytes()));
+        let e = r.unwrap_err();
+        assert!(matches!(e, LaunchError::NoSevDevice(_)));
+        assert!(e.to_string().starts_with("no /dev/sev"), "{e}");
+    }
+    let launch = reset::launch_vmsas(
+        &fw,
+        &LaunchConfig::new(SevMode::Snp, 4, SIGNATURE, VmmType::Qemu),
+    )
+    .unwrap();
 
     // Each later step, on its own, fails with what is missing.
     let kvm = Vm::open_kvm().unwrap();
@@ -335,19 +363,42 @@ fn sev_launch_fails_cleanly_without_sev_hardware() {
         Err(LaunchError::WrongState { .. })
     ));
     assert!(l.log.is_empty());
-    // A launch KVM would refuse never opens anything: the core preflight stops it.
-    let mut bad = vmsas.clone();
-    bad[2].sev_features = 0x21;
-    let (report, r) = sev::launch(LaunchMode::Snp, &bad, &cfg, sev::SNP_POLICY_DEFAULT);
+    // A launch KVM would refuse never opens anything: the core preflight stops it (here the
+    // policy; disagreeing sev_features: tests/kvm_igvm.rs), and so does a plan whose pages lie
+    // outside guest memory (RAM too small for the ASEV sections at 8 MiB).
+    let small = VmConfig {
+        ram_size: 1 << 20,
+        ..cfg.clone()
+    };
+    let (report, r) = sev::launch_ovmf(LaunchMode::Snp, &launch, &small, sev::SNP_POLICY_DEFAULT);
     assert!(report.done.is_empty(), "{:?}", report.done);
-    assert!(matches!(
-        r,
-        Err(LaunchError::Preflight(PreflightError::FeaturesDisagree {
-            vcpu: 2,
-            ..
-        }))
-    ));
-    let (report, r) = sev::launch(LaunchMode::Snp, &vmsas, &cfg, 0x1_0000);
+    assert!(
+        matches!(r, Err(LaunchError::OutsideMemory { gpa, .. }) if gpa >= 1 << 20),
+        "{r:?}"
+    );
+    // A firmware the plan refuses (SNP without ASEV metadata) never opens anything either.
+    let mut no_md = vec![0u8; 64 * 1024];
+    vmsa_core::ovmf::build(
+        &mut no_md,
+        &[vmsa_core::ovmf::TableEntry::SevEsResetBlock {
+            reset_addr: testfw::AP_RESET_ADDR,
+        }],
+        None,
+    )
+    .unwrap();
+    let (report, r) = sev::launch_ovmf(
+        LaunchMode::Snp,
+        &launch,
+        &VmConfig {
+            firmware: no_md,
+            ..cfg.clone()
+        },
+        sev::SNP_POLICY_DEFAULT,
+    );
+    assert!(report.done.is_empty());
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("no SEV metadata"), "{e}");
+    let (report, r) = sev::launch_ovmf(LaunchMode::Snp, &launch, &cfg, 0x1_0000);
     assert!(report.done.is_empty());
     assert!(matches!(
         r,
@@ -391,4 +442,95 @@ fn the_read_back_model_of_this_kvm_is_detected_and_holds() {
     );
     let ds = if rb == SregsReadBack::Svm { 0x93 } else { 0x92 };
     assert_eq!(back.ds.attrib.bits(), ds);
+}
+
+/// The SNP CPUID page from a real vCPU: QEMU's SNP masking is set on every vCPU
+/// (KVM_SET_CPUID2), the page holds vCPU 0's CPUID as KVM then reports it (KVM_GET_CPUID2, as
+/// QEMU reads it), filled as QEMU fills it — or, with more than 64 entries, the typed error
+/// QEMU also stops with. What KVM did not take as set is reported.
+#[test]
+fn snp_cpuid_page_from_a_real_vcpu() {
+    use vmsa_core::snp_cpuid::{CpuidPageError, SnpCpuidInfo, masked};
+    if !kvm_or_skip("SNP CPUID page") {
+        return;
+    }
+    let vm = test_vm(2);
+    let supported: Vec<_> = vm.vcpus[1]
+        .fd
+        .get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .unwrap()
+        .as_slice()
+        .iter()
+        .map(sev::cpuid_from_kvm)
+        .collect();
+    let cpuid = sev::snp_adjust_cpuid(&vm).unwrap();
+    let held = |i: usize| -> Vec<_> {
+        vm.vcpus[i]
+            .fd
+            .get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+            .unwrap()
+            .as_slice()
+            .iter()
+            .map(sev::cpuid_from_kvm)
+            .collect()
+    };
+    assert_eq!(
+        cpuid.entries,
+        held(0),
+        "the page is vCPU 0's CPUID as KVM holds it"
+    );
+    // Every vCPU got the same masked CPUID (but for its APIC ID in leaf 1 EBX[31:24]).
+    let no_apic_id = |v: Vec<vmsa_core::snp_cpuid::CpuidEntry>| -> Vec<_> {
+        v.into_iter()
+            .map(|mut e| {
+                if e.function == 1 {
+                    e.ebx &= 0x00ff_ffff;
+                }
+                e
+            })
+            .collect()
+    };
+    assert_eq!(no_apic_id(held(1)), no_apic_id(held(0)));
+    // Every masked bit was cleared in what was set; KVM kept the others as they were.
+    for (set, now) in &cpuid.kvm_changed {
+        eprintln!("KVM did not take CPUID {set:x?} as set; it holds {now:x?}");
+        let before = supported
+            .iter()
+            .find(|e| (e.function, e.index) == (set.function, set.index))
+            .unwrap();
+        assert_eq!(now, before, "KVM forced the entry back to what it supports");
+    }
+    for e in &cpuid.entries {
+        let forced = cpuid
+            .kvm_changed
+            .iter()
+            .any(|(s, _)| (s.function, s.index) == (e.function, e.index));
+        match (e.function, e.index) {
+            (1, _) => assert_eq!(e.ecx & masked::LEAF1_ECX_TSC_DEADLINE, 0),
+            (7, 0) if !forced => {
+                assert_eq!(e.ebx & masked::LEAF7_EBX_TSC_ADJUST, 0);
+                assert_eq!(e.edx & masked::LEAF7_EDX, 0);
+            }
+            (0x8000_0008, _) => assert_eq!(e.ebx & masked::LEAF80000008_EBX_VIRT_SSBD, 0),
+            _ => {}
+        }
+    }
+    let n = cpuid.entries.len();
+    eprintln!("this KVM gives a vCPU {n} CPUID entries");
+    match SnpCpuidInfo::from_entries(cpuid.entries.iter().copied()) {
+        Ok(info) => {
+            assert_eq!(info.count as usize, n);
+            for f in info.used() {
+                if f.eax_in == 0xd && f.ecx_in <= 1 {
+                    assert_eq!((f.ebx, f.xcr0_in), (0x240, 1));
+                }
+            }
+            let page = info.page();
+            assert_eq!(SnpCpuidInfo::from_page(&page).unwrap(), info);
+        }
+        Err(e) => {
+            assert!(n > 64);
+            assert_eq!(e, CpuidPageError::TooManyEntries { count: n });
+        }
+    }
 }

@@ -12,12 +12,11 @@ use vmsa_core::igvm::{
     Header, IgvmFile, PlatformChoice, header_type_name, platform_from_name, platform_name,
 };
 use vmsa_core::igvm_load;
-use vmsa_core::kvm_model::{KvmParams, VmmPath};
-use vmsa_core::measure::ovmf::{SectionPolicy, sev_launch_digest, snp_update_metadata};
-use vmsa_core::measure::{ItemKind, SevDigest, SnpDigest};
-use vmsa_core::ovmf::{OvmfImage, gpa_ending_at_4g};
-use vmsa_core::preflight::Preflight;
-use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+use vmsa_core::kvm_model::VmmPath;
+use vmsa_core::measure::NoObserver;
+use vmsa_core::measure::ovmf::{LaunchMode as DigestMode, launch_digest};
+use vmsa_core::ovmf::OvmfImage;
+use vmsa_core::reset::{CpuSignature, LaunchConfig, LaunchVmsas, SevMode, VmmType, launch_vmsas};
 use vmsa_kvm::sev::{self, LaunchMode};
 use vmsa_kvm::testfw;
 use vmsa_kvm::vm::{RunLimits, Vm, VmConfig};
@@ -88,8 +87,9 @@ pub fn run(args: &Args) -> CmdResult {
         Some("sev-es") => SevMode::SevEs,
         _ => SevMode::Snp,
     };
-    let vmsas = compute_vmsas(&image, mode, args.vcpus, signature)
+    let launch = compute_launch(&image, mode, args.vcpus, signature)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let vmsas: Vec<Vmsa> = launch.pages().map(|(_, v)| v.clone()).collect();
     let config = VmConfig {
         ram_size: args.ram_mib << 20,
         firmware: image,
@@ -102,7 +102,9 @@ pub fn run(args: &Args) -> CmdResult {
             LaunchMode::SevEs
         };
         let policy = args.policy.unwrap_or(sev::SNP_POLICY_DEFAULT);
-        return attempt_launch(lmode, &vmsas, &config, policy);
+        println!("{} launch of {} vCPUs:", lmode.name(), vmsas.len());
+        let (report, result) = sev::launch_ovmf(lmode, &launch, &config, policy);
+        return print_launch(&report, result);
     }
     run_vcpus(&vmsas, &config, args.strict, limits, |_| Ok(()))
 }
@@ -155,33 +157,6 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
             Source::Reset => println!("vCPU {}: no VP context, reset state", e.cpu_index),
         }
     }
-    let vmsas: Vec<Vmsa> = entries.into_iter().map(|e| e.vmsa).collect();
-    if let Some(m) = &args.launch {
-        let mode = launch.config().mode;
-        let policy = args
-            .policy
-            .or_else(|| guest_policy(&file, platform.compatibility_mask))
-            .unwrap_or(sev::SNP_POLICY_DEFAULT);
-        let pf = Preflight::new(mode, policy, KvmParams::default()).before_kvm();
-        println!("{m} launch of {} vCPUs from IGVM:", vmsas.len());
-        return match pf.check(&vmsas) {
-            Ok(plan) => {
-                println!(
-                    "  ok: preflight: INIT2 vmsa_features {:#x}, policy {:#x}",
-                    plan.vmsa_features.bits(),
-                    plan.policy
-                );
-                println!(
-                    "  FAILED: the SEV launch of IGVM page data is not implemented; only OVMF images are launched (vmsa run --ovmf FILE --launch {m})"
-                );
-                Ok(ExitCode::from(1))
-            }
-            Err(e) => {
-                println!("  FAILED: {e}");
-                Ok(ExitCode::from(1))
-            }
-        };
-    }
     let extent = igvm_load::extent(&file, platform.compatibility_mask)
         .map_err(|e| fail(&e))?
         .unwrap_or(0);
@@ -194,8 +169,32 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
     let config = VmConfig {
         ram_size: ram,
         firmware: Vec::new(),
-        vcpus: vmsas.len(),
+        vcpus: entries.len(),
     };
+    if let Some(m) = &args.launch {
+        let platform_mode = match launch.config().mode {
+            SevMode::Snp => "snp",
+            SevMode::SevEs => "sev-es",
+        };
+        if m != platform_mode {
+            return Err(fail(&format_args!(
+                "--launch {m}, but the selected IGVM platform is {platform_mode} (pick the platform with --platform {m})"
+            )));
+        }
+        let policy = args
+            .policy
+            .or_else(|| guest_policy(&file, platform.compatibility_mask))
+            .unwrap_or(sev::SNP_POLICY_DEFAULT);
+        println!("{m} launch of {} vCPUs from IGVM:", entries.len());
+        let (report, result) = sev::launch_igvm(&file, &platform, &entries, &config, policy);
+        if let Some(d) = &report.file_digest_difference {
+            println!(
+                "  note: KVM's launch digest differs from the file's own (vmsa measure --igvm): {d}"
+            );
+        }
+        return print_launch(&report, result);
+    }
+    let vmsas: Vec<Vmsa> = entries.into_iter().map(|e| e.vmsa).collect();
     let mask = platform.compatibility_mask;
     run_vcpus(&vmsas, &config, args.strict, limits, |vm| {
         let r = vm
@@ -229,16 +228,15 @@ fn guest_policy(file: &IgvmFile<'_>, mask: u32) -> Option<u64> {
 }
 
 /// The launch VMSAs of an OVMF image, one per vCPU, as QEMU and KVM make them.
-fn compute_vmsas(
+fn compute_launch(
     image: &[u8],
     mode: SevMode,
     vcpus: u32,
     sig: CpuSignature,
-) -> Result<Vec<Vmsa>, String> {
+) -> Result<LaunchVmsas, String> {
     let fw = OvmfImage::parse(image).map_err(|e| e.to_string())?;
     let cfg = LaunchConfig::new(mode, vcpus, sig, VmmType::Qemu);
-    let l = launch_vmsas(&fw, &cfg).map_err(|e| e.to_string())?;
-    Ok(l.pages().map(|(_, v)| v.clone()).collect())
+    launch_vmsas(&fw, &cfg).map_err(|e| e.to_string())
 }
 
 fn linear_start(v: &Vmsa) -> u64 {
@@ -293,9 +291,8 @@ fn run_vcpus(
     })
 }
 
-fn attempt_launch(mode: LaunchMode, vmsas: &[Vmsa], config: &VmConfig, policy: u64) -> CmdResult {
-    println!("{} launch of {} vCPUs:", mode.name(), vmsas.len());
-    let (report, result) = sev::launch(mode, vmsas, config, policy);
+/// Prints what a launch did, its expected digest, and how it ended.
+fn print_launch(report: &sev::LaunchReport, result: Result<(), sev::LaunchError>) -> CmdResult {
     for step in &report.done {
         println!("  ok: {step}");
     }
@@ -320,32 +317,20 @@ fn hex(b: &[u8]) -> String {
 /// `vmsa measure` and sev-snp-measure compute them.
 fn digests(image: &[u8], vcpus: u32, sig: CpuSignature) -> Result<(String, String), String> {
     let fw = OvmfImage::parse(image).map_err(|e| e.to_string())?;
-    let es = launch_vmsas(
-        &fw,
-        &LaunchConfig::new(SevMode::SevEs, vcpus, sig, VmmType::Qemu),
-    )
-    .map_err(|e| e.to_string())?;
-    let (sev_es, _) = sev_launch_digest(
-        SevDigest::new(),
-        &fw,
-        image,
-        None,
-        es.pages().map(|(_, v)| v),
-    )
-    .map_err(|e| e.to_string())?;
-    let snp = launch_vmsas(
-        &fw,
-        &LaunchConfig::new(SevMode::Snp, vcpus, sig, VmmType::Qemu),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut d = SnpDigest::new();
-    d.update_normal_pages(ItemKind::Firmware, gpa_ending_at_4g(image.len()), image)
-        .map_err(|e| e.to_string())?;
-    snp_update_metadata(&mut d, &fw, None, SectionPolicy::QEMU).map_err(|e| e.to_string())?;
-    for (cpu, page) in snp.pages() {
-        d.update_vmsa(cpu, page);
+    let mut out = Vec::new();
+    for (mode, dmode) in [
+        (SevMode::SevEs, DigestMode::SevEs),
+        (SevMode::Snp, DigestMode::Snp),
+    ] {
+        let v = launch_vmsas(&fw, &LaunchConfig::new(mode, vcpus, sig, VmmType::Qemu))
+            .map_err(|e| e.to_string())?;
+        let (d, _) = launch_digest(image, &fw, dmode, VmmType::Qemu, None, Some(&v), NoObserver)
+            .map_err(|e| e.to_string())?;
+        out.push(hex(d.bytes()));
     }
-    Ok((hex(&sev_es), hex(&d.ld())))
+    let snp = out.pop().unwrap_or_default();
+    let sev_es = out.pop().unwrap_or_default();
+    Ok((sev_es, snp))
 }
 
 /// The main job (`cargo run --release` with no arguments): the built-in test firmware, 4 vCPUs,
@@ -362,7 +347,10 @@ pub fn main_job() -> CmdResult {
         testfw::RESET_VECTOR,
         testfw::AP_RESET_ADDR
     );
-    let vmsas = compute_vmsas(&image, SevMode::Snp, VCPUS, sig)?;
+    let vmsas: Vec<Vmsa> = compute_launch(&image, SevMode::Snp, VCPUS, sig)?
+        .pages()
+        .map(|(_, v)| v.clone())
+        .collect();
     println!("\nlaunch VMSA of the BSP (vCPU 0), SNP, QEMU + KVM:");
     super::inspect::print_vmsa(&vmsas[0], false);
     if let Some(ap) = vmsas.get(1) {

@@ -1,0 +1,419 @@
+//! One launch plan for digest and launch: the core's launch plan (`vmsa_core::launch_plan`),
+//! which `vmsa run --launch` walks, hashed, gives exactly the digest and the `--explain` item
+//! list that the real `vmsa measure` binary prints — for the sev-snp-measure OVMF fixtures, the
+//! built-in test firmware and Debian's OVMF (every VMM policy, with and without a kernel), and
+//! for IGVM files (SNP and SEV-ES). Where KVM's order makes an IGVM launch differ from the
+//! file's own digest, the plan says why and its digest differs.
+//!
+//! Needs no `/dev/kvm`: the launch itself is tested in tests/kvm_igvm.rs and host-kvm/tests.
+
+mod igvm_common;
+
+use igvm::snp_defs::SevVmsa;
+use igvm::{IgvmDirectiveHeader as D, IgvmRevision};
+use igvm_defs::{
+    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
+    IgvmPlatformType,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vmsa_core::flags::SevFeatures;
+use vmsa_core::igvm::vp::{IgvmLaunch, LaunchEntry};
+use vmsa_core::igvm::{IgvmFile, PlatformChoice};
+use vmsa_core::kvm_model::{INITIAL_VMSA_GPA, VmmPath};
+use vmsa_core::launch_plan::{
+    FileDigestDifference, IgvmPlan, LaunchUpdate, OvmfPlan, sev_digest, snp_digest,
+};
+use vmsa_core::measure::igvm::IgvmOptions;
+use vmsa_core::measure::ovmf::LaunchMode;
+use vmsa_core::measure::{ItemKind, MeasuredItem, Observer, SevHashes};
+use vmsa_core::ovmf::{OvmfImage, SectionType};
+use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+use zerocopy::FromZeros;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/sev-snp-measure")
+        .join(name)
+}
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("vmsa-plan-{}-{name}", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// `vmsa measure ARGS --json --explain`.
+fn measure(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .arg("measure")
+        .args(args)
+        .args(["--json", "--explain"])
+        .output()
+        .expect("run vmsa");
+    assert!(
+        out.status.success(),
+        "vmsa measure {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[derive(Default)]
+struct Items(Vec<MeasuredItem>);
+impl Observer for Items {
+    fn measured(&mut self, item: &MeasuredItem) {
+        self.0.push(*item);
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An item as `vmsa measure --json --explain` prints it.
+fn json_item(it: &MeasuredItem) -> Value {
+    let item = match it.kind {
+        ItemKind::Firmware => "firmware".to_string(),
+        ItemKind::MetadataSection { section_type } => {
+            format!("section {}", SectionType(section_type))
+        }
+        ItemKind::KernelHashes => "kernel-hashes".into(),
+        ItemKind::Vmsa { cpu } => format!("vmsa cpu{cpu}"),
+        ItemKind::IgvmDirective { header_index } => format!("igvm header {header_index}"),
+        other => format!("{other:?}"),
+    };
+    let snp = it.page_type.is_some();
+    serde_json::json!({
+        "item": item,
+        "gpa": it.gpa,
+        "len": it.len,
+        "page_type": it.page_type.map(|t| t.to_string()),
+        "contents": hex(if snp { &it.contents[..] } else { &it.contents[..32] }),
+        "digest_after": snp.then(|| hex(&it.digest_after)),
+    })
+}
+
+/// The plan's digest and items, as `vmsa measure` would print them.
+fn hashed<'u>(snp: bool, updates: impl Iterator<Item = LaunchUpdate<'u>>) -> (String, Vec<Value>) {
+    let (digest, items) = if snp {
+        let (d, o) = snp_digest(updates, Items::default());
+        (hex(&d), o)
+    } else {
+        let (d, o) = sev_digest(updates, Items::default());
+        (hex(&d), o)
+    };
+    (digest, items.0.iter().map(json_item).collect())
+}
+
+fn assert_same(what: &str, ours: (String, Vec<Value>), measured: &Value) {
+    assert_eq!(
+        ours.0,
+        measured["measurement"].as_str().unwrap(),
+        "{what}: digest"
+    );
+    let theirs = measured["items"].as_array().unwrap();
+    assert_eq!(ours.1.len(), theirs.len(), "{what}: item count");
+    for (i, (a, b)) in ours.1.iter().zip(theirs).enumerate() {
+        assert_eq!(a, b, "{what}: item {i}");
+    }
+}
+
+const SIG: &str = "EPYC-v4";
+
+fn check_ovmf(path: &Path, kernel: Option<&Path>) -> usize {
+    let image = std::fs::read(path).unwrap();
+    let fw = OvmfImage::parse(&image).unwrap();
+    let sig = CpuSignature::named(SIG).unwrap();
+    let hashes = kernel.map(|k| SevHashes {
+        kernel: SevHashes::sha256(&std::fs::read(k).unwrap()),
+        initrd: SevHashes::sha256(b""),
+        cmdline: SevHashes::cmdline_hash(Some("console=ttyS0")),
+    });
+    let mut checked = 0;
+    for (mode, smode, arg) in [
+        (LaunchMode::Snp, SevMode::Snp, "snp"),
+        (LaunchMode::SevEs, SevMode::SevEs, "seves"),
+    ] {
+        for (vmm, vmm_arg) in [
+            (VmmType::Qemu, "QEMU"),
+            (VmmType::Ec2, "ec2"),
+            (VmmType::Gce, "gce"),
+        ] {
+            for vcpus in [1u32, 4] {
+                let mut cfg = LaunchConfig::new(smode, vcpus, sig, vmm);
+                if smode == SevMode::Snp {
+                    cfg.guest_features = SevFeatures::SNP_ACTIVE;
+                }
+                let v = launch_vmsas(&fw, &cfg).unwrap();
+                let plan = OvmfPlan::new(&image, fw, mode, vmm, hashes.as_ref(), &v).unwrap();
+                let n = vcpus.to_string();
+                let mut args = vec![
+                    "--mode",
+                    arg,
+                    "--vcpus",
+                    &n,
+                    "--vcpu-type",
+                    SIG,
+                    "--vmm-type",
+                    vmm_arg,
+                    "--ovmf",
+                    path.to_str().unwrap(),
+                ];
+                if let Some(k) = kernel {
+                    args.extend(["--kernel", k.to_str().unwrap(), "--append", "console=ttyS0"]);
+                }
+                let what = format!(
+                    "{} {arg} {vmm_arg} {vcpus} kernel={}",
+                    path.display(),
+                    kernel.is_some()
+                );
+                assert_same(
+                    &what,
+                    hashed(plan.is_snp(), plan.updates()),
+                    &measure(&args),
+                );
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
+#[test]
+fn ovmf_plans_hash_to_vmsa_measures_digest_and_items() {
+    let kernel = tmp("kernel", b"not really a kernel, but hashed like one");
+    let mut n = 0;
+    for name in ["ovmf_AmdSev_suffix.bin", "ovmf_OvmfX64_suffix.bin"] {
+        n += check_ovmf(&fixture(name), None);
+    }
+    // The AmdSev build has the hash table and the SNP_KERNEL_HASHES section.
+    n += check_ovmf(&fixture("ovmf_AmdSev_suffix.bin"), Some(&kernel));
+    let testfw = tmp("testfw.bin", &vmsa_kvm::testfw::image());
+    n += check_ovmf(&testfw, None);
+    let debian = Path::new("/usr/share/OVMF/OVMF_CODE.fd");
+    if debian.exists() {
+        n += check_ovmf(debian, None);
+    } else {
+        eprintln!("SKIPPED: no /usr/share/OVMF/OVMF_CODE.fd (apt-get install ovmf)");
+    }
+    let _ = std::fs::remove_file(&kernel);
+    let _ = std::fs::remove_file(&testfw);
+    assert!(n >= 48, "{n} plans checked");
+}
+
+// ---- IGVM ------------------------------------------------------------------------------------
+
+const SNP: u32 = 0x1;
+const SEV_ES: u32 = 0x2;
+
+fn vmsa(rip: u64, features: u64) -> Box<SevVmsa> {
+    let mut v = SevVmsa::new_zeroed();
+    v.rip = rip;
+    v.cr0 = 0x31;
+    v.efer = 0x1000;
+    v.xcr0 = 1;
+    v.dr7 = 0x400;
+    v.sev_features = features.into();
+    Box::new(v)
+}
+
+fn page(gpa: u64, mask: u32, data: Vec<u8>, t: IgvmPageDataType, flags: IgvmPageDataFlags) -> D {
+    D::PageData {
+        gpa,
+        compatibility_mask: mask,
+        flags,
+        data_type: t,
+        data,
+    }
+}
+
+/// SNP and SEV-ES platforms, every measured directive kind, then VP contexts for `contexts`
+/// vCPUs at `vmsa_gpa`, last unless `context_first`.
+fn igvm_file(contexts: u16, vmsa_gpa: u64, context_first: bool) -> Vec<u8> {
+    let normal = IgvmPageDataFlags::new();
+    let mut d = vec![
+        D::ParameterArea {
+            number_of_bytes: 0x2000,
+            parameter_area_index: 0,
+            initial_data: vec![],
+        },
+        D::VpCount(IGVM_VHS_PARAMETER {
+            parameter_area_index: 0,
+            byte_offset: 0,
+        }),
+        D::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
+            gpa: 0x10_0000,
+            compatibility_mask: SNP | SEV_ES,
+            parameter_area_index: 0,
+        }),
+        page(
+            0x20_0000,
+            SNP | SEV_ES,
+            (0..4096).map(|i| (i * 7) as u8).collect(),
+            IgvmPageDataType::NORMAL,
+            normal,
+        ),
+        page(
+            0x20_1000,
+            SNP | SEV_ES,
+            vec![],
+            IgvmPageDataType::NORMAL,
+            normal,
+        ),
+        page(
+            0x20_2000,
+            SNP,
+            vec![1; 4096],
+            IgvmPageDataType::NORMAL,
+            normal.with_unmeasured(true),
+        ),
+        page(0x20_3000, SNP, vec![], IgvmPageDataType::SECRETS, normal),
+        page(0x20_4000, SNP, vec![], IgvmPageDataType::CPUID_DATA, normal),
+        page(
+            0x20_6000,
+            SNP,
+            vec![9; 4096],
+            IgvmPageDataType::NORMAL,
+            normal.with_shared(true),
+        ),
+        page(
+            0x30_0000,
+            SEV_ES,
+            vec![5; 4096],
+            IgvmPageDataType::NORMAL,
+            normal,
+        ),
+    ];
+    let mut contexts_d = Vec::new();
+    for vp in 0..contexts {
+        contexts_d.push(D::SnpVpContext {
+            gpa: vmsa_gpa,
+            compatibility_mask: SNP,
+            vp_index: vp,
+            vmsa: vmsa(0xfff0 + u64::from(vp), 0x1),
+        });
+        contexts_d.push(D::SnpVpContext {
+            gpa: vmsa_gpa,
+            compatibility_mask: SEV_ES,
+            vp_index: vp,
+            vmsa: vmsa(0x1234 + u64::from(vp), 0),
+        });
+    }
+    if context_first {
+        contexts_d.extend(d);
+        d = contexts_d;
+    } else {
+        d.extend(contexts_d);
+    }
+    igvm_common::build(
+        IgvmRevision::V1,
+        vec![
+            igvm_common::platform(SNP, IgvmPlatformType::SEV_SNP, 0),
+            igvm_common::platform(SEV_ES, IgvmPlatformType::SEV_ES, 0),
+        ],
+        vec![],
+        d,
+    )
+}
+
+fn entries(file: &IgvmFile<'_>, t: IgvmPlatformType, vcpus: u32) -> Vec<LaunchEntry> {
+    let p = file.select(PlatformChoice::Only(t)).unwrap();
+    let cfg = LaunchConfig::new(
+        SevMode::Snp,
+        vcpus,
+        CpuSignature::named(SIG).unwrap(),
+        VmmType::Qemu,
+    );
+    let l = IgvmLaunch::new(file, p, cfg, VmmPath::Direct).unwrap();
+    l.entries().collect::<Result<_, _>>().unwrap()
+}
+
+#[test]
+fn igvm_plans_hash_to_vmsa_measures_digest_and_items() {
+    for vcpus in [1u16, 3] {
+        let bytes = igvm_file(vcpus, INITIAL_VMSA_GPA, false);
+        let path = tmp(&format!("ok-{vcpus}.igvm"), &bytes);
+        let file = IgvmFile::parse(&bytes).unwrap();
+        for (t, arg) in [
+            (IgvmPlatformType::SEV_SNP, "snp"),
+            (IgvmPlatformType::SEV_ES, "seves"),
+        ] {
+            let p = file.select(PlatformChoice::Only(t)).unwrap();
+            let e = entries(&file, t, u32::from(vcpus));
+            let plan = IgvmPlan::new(&file, &p, IgvmOptions::default(), &e).unwrap();
+            assert_eq!(plan.file_digest_difference(), Ok(()));
+            let measured = measure(&[
+                "--mode",
+                arg,
+                "--vcpus",
+                &vcpus.to_string(),
+                "--igvm",
+                path.to_str().unwrap(),
+            ]);
+            assert_same(
+                &format!("igvm {arg} {vcpus}"),
+                hashed(plan.is_snp(), plan.updates()),
+                &measured,
+            );
+            // The VMSAs come last, KVM's way; SNP also sends the CPUID page for the VMM to
+            // fill and the parameter area as loaded.
+            let u: Vec<_> = plan.updates().collect();
+            assert!(
+                u[u.len() - usize::from(vcpus)..]
+                    .iter()
+                    .all(|u| u.is_vmsa())
+            );
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[test]
+fn igvm_plans_say_why_kvms_digest_differs_from_the_files() {
+    // (file, vCPUs, expected difference on SNP)
+    type Expect = fn(&FileDigestDifference) -> bool;
+    let cases: Vec<(Vec<u8>, u32, Expect)> = vec![
+        // A vCPU without a VP context: KVM measures its reset state.
+        (igvm_file(1, INITIAL_VMSA_GPA, false), 2, |d| {
+            matches!(d, FileDigestDifference::ResetVmsa { cpu: 1 })
+        }),
+        // The VP context at another GPA.
+        (igvm_file(1, 0x1000_0000, false), 1, |d| {
+            matches!(
+                d,
+                FileDigestDifference::ContextGpa {
+                    gpa: 0x1000_0000,
+                    ..
+                }
+            )
+        }),
+        // The VP contexts before the pages.
+        (igvm_file(1, INITIAL_VMSA_GPA, true), 1, |d| {
+            matches!(d, FileDigestDifference::ContextNotLast { .. })
+        }),
+    ];
+    for (i, (bytes, vcpus, expected)) in cases.iter().enumerate() {
+        let path = tmp(&format!("diff-{i}.igvm"), bytes);
+        let file = IgvmFile::parse(bytes).unwrap();
+        let p = file
+            .select(PlatformChoice::Only(IgvmPlatformType::SEV_SNP))
+            .unwrap();
+        let e = entries(&file, IgvmPlatformType::SEV_SNP, *vcpus);
+        let plan = IgvmPlan::new(&file, &p, IgvmOptions::default(), &e).unwrap();
+        let diff = plan.file_digest_difference().unwrap_err();
+        assert!(expected(&diff), "case {i}: {diff}");
+        let measured = measure(&[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--igvm",
+            path.to_str().unwrap(),
+        ]);
+        let (ours, _) = hashed(true, plan.updates());
+        assert_ne!(ours, measured["measurement"].as_str().unwrap(), "case {i}");
+        let _ = std::fs::remove_file(&path);
+    }
+}
