@@ -18,6 +18,13 @@
 //! A failed command moves the launch to `Failed`; nothing more is sent, and dropping the
 //! [`Launch`] closes the VM (the kernel tears the SEV context down with it).
 //!
+//! What is sent, and in which order, is the core's launch plan ([`vmsa_core::launch_plan`]):
+//! [`launch_ovmf`] walks an [`OvmfPlan`] (the image, the `ASEV` sections — SNP_SEC_MEM, SECRETS,
+//! the CPUID page filled from vCPU 0's CPUID ([`snp_adjust_cpuid`]), SVSM_CAA, KERNEL_HASHES —
+//! then the VMSAs KVM measures), [`launch_igvm`] an [`IgvmPlan`]. The plan's digest is computed
+//! before anything is opened and reported ([`LaunchReport::expected_digest`]); tests check it
+//! against `vmsa measure`.
+//!
 //! **Hardware-only code.** Without SEV hardware (as on the machine this crate is developed on)
 //! every command fails; the tests cover that path, and the struct sizes and offsets are asserted
 //! below against the upstream uapi. The success paths — the handle written back by
@@ -1369,6 +1376,51 @@ mod tests {
             e.to_string().starts_with("SNP policy 0x10000: bit 17"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_corrected_cpuid_page_is_reported_as_qemu_reports_it() {
+        use vmsa_core::snp_cpuid::{CpuidEntry, SnpCpuidInfo};
+        let leaf7 = CpuidEntry {
+            function: 7,
+            flags: 1,
+            ebx: 0x219c_03a9,
+            ..Default::default()
+        };
+        let provided = SnpCpuidInfo::from_entries([CpuidEntry::default(), leaf7]).unwrap();
+        let mut corrected = provided.clone();
+        corrected.entries[1].ebx = 0x219c_03ab;
+        let e = LaunchError::CpuidRejected {
+            gfn: 0x80a,
+            provided: Box::new(provided.page()),
+            corrected: Box::new(corrected.page()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the SEV firmware rejected the CPUID page at GFN 0x80a (INVALID_PARAM):\n  \
+             CPUID validation failed for function 0x7, index: 0x0, provided: eax:0x00000000, \
+             ebx: 0x219c03a9, ecx: 0x00000000, edx: 0x00000000, expected: eax:0x00000000, \
+             ebx: 0x219c03ab, ecx: 0x00000000, edx: 0x00000000"
+        );
+        corrected.count = 1;
+        let e = LaunchError::CpuidRejected {
+            gfn: 0x80a,
+            provided: Box::new(provided.page()),
+            corrected: Box::new(corrected.page()),
+        };
+        assert!(
+            e.to_string()
+                .ends_with("count mismatch, provided: 2, expected: 1"),
+            "{e}"
+        );
+        let mut garbage = [0u8; 4096];
+        garbage[0] = 0xff;
+        let e = LaunchError::CpuidRejected {
+            gfn: 0x80a,
+            provided: Box::new(provided.page()),
+            corrected: Box::new(garbage),
+        };
+        assert!(e.to_string().contains("cannot be compared"), "{e}");
     }
 
     #[test]
