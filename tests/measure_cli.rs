@@ -220,3 +220,44 @@ fn explain_and_json() {
     assert_eq!(items[33]["digest_after"], digest);
     assert_eq!(items[13]["item"], "section SNP_SECRETS");
 }
+
+/// A two-page SECRETS section: QEMU would launch both pages while sev-snp-measure measures one,
+/// so no launch could give the digest; refused, as the launch plan refuses it.
+#[test]
+fn multi_page_secrets_section_is_refused() {
+    let dir = tmpdir("secrets2");
+    let mut image = vec![0u8; 0x2000];
+    let sections = [
+        Section::new(0x80_0000, 0x1000, SectionType::SNP_SEC_MEM),
+        Section::new(0x80_1000, 0x2000, SectionType::SNP_SECRETS),
+    ];
+    build(
+        &mut image,
+        &[vmsa_core::ovmf::TableEntry::SevEsResetBlock {
+            reset_addr: 0x80_b004,
+        }],
+        Some(&sections),
+    )
+    .unwrap();
+    let path = dir.join("secrets2.fd");
+    std::fs::write(&path, &image).unwrap();
+    let o = vmsa_in(
+        &dir,
+        &[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            "EPYC-v4",
+            "--ovmf",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("SNP_SECRETS") && err.contains("0x2000"),
+        "{err}"
+    );
+}

@@ -86,6 +86,20 @@ pub enum LaunchDigestError {
         /// Its size.
         size: u32,
     },
+    /// A SECRETS or CPUID section that is not exactly one page.
+    #[error(
+        "SEV metadata section {index} ({section_type}) at GPA {gpa:#x} has size {size:#x}: QEMU would launch every page of it while the digest (sev-snp-measure, the SNP ABI) counts one page, so no launch can match"
+    )]
+    SinglePageSectionSize {
+        /// Descriptor index.
+        index: usize,
+        /// Its type.
+        section_type: SectionType,
+        /// Its GPA.
+        gpa: u32,
+        /// Its size.
+        size: u32,
+    },
     /// sev-snp-measure: "Kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section".
     #[error("Kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section")]
     NoKernelHashesSection,
@@ -139,6 +153,21 @@ pub fn snp_update_metadata<O: Observer>(
         }
         if u64::from(s.size) % PAGE_SIZE != 0 {
             return Err(LaunchDigestError::SectionNotPageMultiple {
+                index,
+                section_type: s.section_type,
+                gpa: s.gpa,
+                size: s.size,
+            });
+        }
+        // QEMU launches the whole section with the section's page type, while sev-snp-measure
+        // (and a one-page SNP secrets or CPUID page by the SNP ABI) measure one page: no launch
+        // could match, so refuse (as the launch plan does).
+        if matches!(
+            s.section_type,
+            SectionType::SNP_SECRETS | SectionType::CPUID
+        ) && u64::from(s.size) != PAGE_SIZE
+        {
+            return Err(LaunchDigestError::SinglePageSectionSize {
                 index,
                 section_type: s.section_type,
                 gpa: s.gpa,
@@ -199,7 +228,7 @@ fn update_section<O: Observer>(
     let (gpa, size) = (u64::from(s.gpa), u64::from(s.size));
     match s.section_type {
         SectionType::SNP_SEC_MEM => digest.update_unmeasured_pages(kind, policy.sec_mem, gpa, size),
-        // QEMU and sev-snp-measure measure one page for SECRETS and CPUID whatever the size says.
+        // One page (the size was checked in `snp_update_metadata`).
         SectionType::SNP_SECRETS => {
             digest.update_unmeasured_pages(kind, PageType::SECRETS, gpa, PAGE_SIZE)
         }
@@ -391,23 +420,4 @@ pub fn launch_digest<O: Observer>(
             Ok((LaunchDigest::Sha256(h), o))
         }
     }
-}
-/// The whole SEV/SEV-ES digest of an image held in memory: firmware, optional hash table, VMSAs.
-pub fn sev_launch_digest<'v, O: Observer>(
-    mut digest: SevDigest<O>,
-    fw: &OvmfImage<'_>,
-    image: &[u8],
-    hashes: Option<&SevHashes>,
-    vmsas: impl IntoIterator<Item = &'v crate::Vmsa>,
-) -> Result<([u8; 32], O), LaunchDigestError> {
-    let table = hashes.map(|h| sev_hash_table(fw, h)).transpose()?;
-    digest.update_firmware(image);
-    digest.end_firmware();
-    if let Some(t) = &table {
-        digest.update_hash_table(t);
-    }
-    for (cpu, v) in vmsas.into_iter().enumerate() {
-        digest.update_vmsa(cpu as u32, v);
-    }
-    Ok(digest.finish())
 }
