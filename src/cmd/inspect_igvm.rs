@@ -9,7 +9,7 @@ use vmsa_core::Vmsa;
 use vmsa_core::igvm::vp::{IgvmLaunch, Source};
 use vmsa_core::igvm::{
     FixedHeader, Header, IgvmFile, Platform, PlatformChoice, VpContextData, header_type_name,
-    platform_from_name, platform_name,
+    platform_name,
 };
 use vmsa_core::kvm_model::VmmPath;
 
@@ -233,13 +233,10 @@ pub fn reset(args: &super::reset::Args, path: &Path) -> CmdResult {
     let bytes = super::read_file(path)?;
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let file = IgvmFile::parse(&bytes).map_err(|e| fail(&e))?;
-    let choice = match &args.platform {
-        None => PlatformChoice::Strongest,
-        Some(name) => PlatformChoice::Only(
-            platform_from_name(name)
-                .ok_or_else(|| format!("{name:?}: expected snp, sev-es, sev or native"))?,
-        ),
-    };
+    let choice = PlatformChoice::from_name(args.platform.as_deref()).ok_or_else(|| {
+        let name = args.platform.as_deref().unwrap_or_default();
+        format!("{name:?}: expected snp, sev-es, sev or native")
+    })?;
     let platform = file.select(choice).map_err(|e| fail(&e))?;
     let cfg = args.config()?;
     let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Qemu).map_err(|e| fail(&e))?;

@@ -8,9 +8,7 @@ use std::time::Duration;
 use vmsa_core::Vmsa;
 use vmsa_core::igvm::igvm_defs::IgvmVariableHeaderType;
 use vmsa_core::igvm::vp::{IgvmLaunch, LaunchEntry, Source};
-use vmsa_core::igvm::{
-    Header, IgvmFile, PlatformChoice, header_type_name, platform_from_name, platform_name,
-};
+use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice, header_type_name, platform_name};
 use vmsa_core::igvm_load;
 use vmsa_core::kvm_model::VmmPath;
 use vmsa_core::measure::NoObserver;
@@ -116,13 +114,10 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
     let bytes = read_file(path)?;
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let file = IgvmFile::parse(&bytes).map_err(|e| fail(&e))?;
-    let choice = match &args.platform {
-        None => PlatformChoice::Strongest,
-        Some(name) => PlatformChoice::Only(
-            platform_from_name(name)
-                .ok_or_else(|| format!("--platform {name:?}: expected snp or sev-es"))?,
-        ),
-    };
+    let choice = PlatformChoice::from_name(args.platform.as_deref()).ok_or_else(|| {
+        let name = args.platform.as_deref().unwrap_or_default();
+        format!("--platform {name:?}: expected snp or sev-es")
+    })?;
     let platform = file.select(choice).map_err(|e| fail(&e))?;
     let cfg = LaunchConfig::new(SevMode::Snp, args.vcpus, sig, VmmType::Qemu);
     let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Direct).map_err(|e| fail(&e))?;

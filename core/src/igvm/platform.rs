@@ -71,6 +71,17 @@ pub enum PlatformChoice {
     Only(IgvmPlatformType),
 }
 
+impl PlatformChoice {
+    /// The choice a command line or page names: none is [`PlatformChoice::Strongest`], a name
+    /// ([`platform_from_name`]) is that platform only; `None` for an unknown name.
+    pub fn from_name(name: Option<&str>) -> Option<Self> {
+        match name {
+            None => Some(Self::Strongest),
+            Some(n) => platform_from_name(n).map(Self::Only),
+        }
+    }
+}
+
 /// The platforms of a file, in file order (at most 32: one per mask bit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Platforms {
