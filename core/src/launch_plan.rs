@@ -15,7 +15,8 @@
 //!
 //! One difference with QEMU is refused rather than measured: QEMU launches a SECRETS or CPUID
 //! section of any length (`desc->len`), while sev-snp-measure and `vmsa measure` measure one
-//! page; the plan refuses such a section ([`PlanError::SectionLength`]) because the launch
+//! page; the plan refuses such a section (the digest's
+//! [`LaunchDigestError::SinglePageSectionSize`]) because the launch
 //! could not produce the digest.
 //!
 //! **IGVM** ([`IgvmPlan`]): the platform's directives in file order with the rules of
@@ -104,20 +105,6 @@ pub enum PlanError {
     /// SNP: the image is not whole pages.
     #[error(transparent)]
     Range(#[from] MeasureError),
-    /// A SECRETS or CPUID section longer than a page (see the module docs).
-    #[error(
-        "SEV metadata section {index} ({section_type}) at GPA {gpa:#x} is {len:#x} bytes: QEMU launches all of it, sev-snp-measure and vmsa measure measure one page, so the launch could not give the digest"
-    )]
-    SectionLength {
-        /// Descriptor index.
-        index: usize,
-        /// Its type.
-        section_type: SectionType,
-        /// Its GPA.
-        gpa: u32,
-        /// Its length.
-        len: u32,
-    },
     /// Plain SEV has no VMSAs and is not launched by this plan.
     #[error("plain SEV is not launched (only SEV-ES and SNP)")]
     PlainSev,
@@ -213,25 +200,8 @@ impl<'a> OvmfPlan<'a> {
                 }
                 .into());
             }
-            for (index, s) in fw
-                .sev_metadata()
-                .iter()
-                .flat_map(|m| m.sections())
-                .enumerate()
-            {
-                let one_page = matches!(
-                    s.section_type,
-                    SectionType::SNP_SECRETS | SectionType::CPUID
-                );
-                if one_page && u64::from(s.size) != PAGE_SIZE {
-                    return Err(PlanError::SectionLength {
-                        index,
-                        section_type: s.section_type,
-                        gpa: s.gpa,
-                        len: s.size,
-                    });
-                }
-            }
+            // A SECRETS or CPUID section longer than a page is refused by the digest's own
+            // check (`check_launch_inputs` above: `LaunchDigestError::SinglePageSectionSize`).
         }
         Ok(Self {
             image,
@@ -793,12 +763,12 @@ mod tests {
         let v = vmsas(&fw, SevMode::Snp, 1);
         assert_eq!(
             OvmfPlan::new(image, fw, LaunchMode::Snp, VmmType::Qemu, None, &v).unwrap_err(),
-            PlanError::SectionLength {
+            PlanError::Digest(LaunchDigestError::SinglePageSectionSize {
                 index: 1,
                 section_type: SectionType::SNP_SECRETS,
                 gpa: 0x80_1000,
-                len: 0x2000
-            }
+                size: 0x2000
+            })
         );
         // SEV-ES launches no sections.
         let v = vmsas(&fw, SevMode::SevEs, 1);
