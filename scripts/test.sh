@@ -47,6 +47,8 @@ for target in x86_64-unknown-none wasm32-unknown-unknown; do
       -Zbuild-std=core,alloc --target "$target" --features alloc )
   echo "vmsa-core builds for $target (no features, and alloc)"
 done
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
 step "cargo test --workspace"
 cargo test --workspace --all-targets
 cargo test --workspace --doc

@@ -192,16 +192,14 @@ impl<'a> OvmfPlan<'a> {
                 Some(KernelTable::Table(sev_hash_table(&fw, h)?, base))
             }
         };
-        if snp {
-            if image.is_empty() || image.len() as u64 % PAGE_SIZE != 0 {
-                return Err(MeasureError::NotPageMultiple {
-                    what: "the firmware image",
-                    len: image.len() as u64,
-                }
-                .into());
+        // (A SECRETS or CPUID section longer than a page is refused by the digest's own check,
+        // `check_launch_inputs` above: `LaunchDigestError::SinglePageSectionSize`.)
+        if snp && (image.is_empty() || image.len() as u64 % PAGE_SIZE != 0) {
+            return Err(MeasureError::NotPageMultiple {
+                what: "the firmware image",
+                len: image.len() as u64,
             }
-            // A SECRETS or CPUID section longer than a page is refused by the digest's own
-            // check (`check_launch_inputs` above: `LaunchDigestError::SinglePageSectionSize`).
+            .into());
         }
         Ok(Self {
             image,

@@ -7,7 +7,7 @@
 //! | VMCB/VMSA `attrib` (12 bits in a `u16`) | the VMSA page, `struct vmcb_seg` | type 3:0, S 4, DPL 6:5, P 7, AVL 8, L 9, DB 10, G 11; bits 15:12 reserved |
 //! | QEMU `SegmentCache.flags` (`u32`) | `target/i386/cpu.h` | the descriptor's high dword: type 11:8, S 12, DPL 14:13, P 15, AVL 20, L 21, B 22, G 23 |
 //! | KVM `struct kvm_segment` | `KVM_SET_SREGS` / `KVM_GET_SREGS` | one byte per field plus `unusable` |
-//! | IGVM / descriptor 16-bit attribute | IGVM native contexts, igvmbuilder | type 3:0, S 4, DPL 6:5, P 7, limit[19:16] 11:8 (must be 0), AVL 12, L 13, DB 14, G 15 |
+//! | IGVM / descriptor 16-bit attribute | IGVM native contexts, igvmbuilder | type 3:0, S 4, DPL 6:5, P 7, limit\[19:16\] 11:8 (must be 0), AVL 12, L 13, DB 14, G 15 |
 //!
 //! Each pair has exactly one conversion here. Every conversion is lossless: a value whose bits
 //! the other side cannot carry is an error, never silently dropped.

@@ -73,7 +73,7 @@ pub struct Args {
     /// Precalculated SNP hash of the OVMF pages (hex); the OVMF file is still parsed.
     #[arg(long, value_name = "HASH")]
     pub snp_ovmf_hash: Option<String>,
-    /// Write the measured VMSAs to vmsa<N>.bin in the current directory (seves and snp).
+    /// Write the measured VMSAs to vmsaN.bin in the current directory (seves and snp).
     #[arg(long)]
     pub dump_vmsa: bool,
     /// Print JSON (digest, inputs and, with --explain, the measured items).
