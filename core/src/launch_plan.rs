@@ -235,17 +235,15 @@ impl<'a> OvmfPlan<'a> {
             }),
             _ => None,
         };
-        let all = self
+        let kernel_page = match &self.kernel {
+            Some(KernelTable::Page(p)) => Some(p),
+            _ => None,
+        };
+        let sections = self
             .metadata
-            .iter()
             .filter(|_| self.snp)
-            .flat_map(|m| m.sections());
-        let cpuid_last = self.policy.cpuid_last;
-        let in_order = all
-            .clone()
-            .filter(move |s| !(cpuid_last && s.section_type == SectionType::CPUID));
-        let deferred = all.filter(move |s| cpuid_last && s.section_type == SectionType::CPUID);
-        let sections = in_order.chain(deferred).map(|s| self.section(&s));
+            .into_iter()
+            .flat_map(move |m| section_updates(m, self.policy, kernel_page));
         let vmsas = self.vmsas.pages().map(|(cpu, vmsa)| LaunchUpdate {
             kind: ItemKind::Vmsa { cpu },
             gpa: VMSA_GPA,
@@ -258,35 +256,59 @@ impl<'a> OvmfPlan<'a> {
             .chain(sections)
             .chain(vmsas)
     }
+}
 
-    /// One `ASEV` section, as `snp_populate_metadata_pages` launches it (and
-    /// `measure::ovmf::snp_update_metadata` measures it).
-    fn section(&self, s: &Section) -> LaunchUpdate<'_> {
-        let kind = ItemKind::MetadataSection {
-            section_type: s.section_type.0,
-        };
-        let (gpa, len) = (u64::from(s.gpa), u64::from(s.size));
-        let (kind, page_type, source) = match s.section_type {
-            SectionType::SNP_SEC_MEM => (kind, self.policy.sec_mem, UpdateSource::Zero),
-            SectionType::SNP_SECRETS => (kind, PageType::SECRETS, UpdateSource::Zero),
-            SectionType::CPUID => (kind, PageType::CPUID, UpdateSource::Cpuid),
-            SectionType::SNP_KERNEL_HASHES => match &self.kernel {
-                Some(KernelTable::Page(p)) => (
-                    ItemKind::KernelHashes,
-                    PageType::NORMAL,
-                    UpdateSource::Bytes(p),
-                ),
-                _ => (kind, PageType::ZERO, UpdateSource::Zero),
-            },
-            _ => (kind, PageType::ZERO, UpdateSource::Zero),
-        };
-        LaunchUpdate {
-            kind,
-            gpa,
-            len,
-            page_type: Some(page_type),
-            source,
-        }
+/// The `ASEV` sections of an SNP launch, in launch order, as QEMU's
+/// `snp_populate_metadata_pages` launches them with the VMM's [`SectionPolicy`]: descriptor
+/// order, CPUID deferred after the others for ec2; SNP_SEC_MEM ZERO (gce: UNMEASURED), SECRETS,
+/// CPUID (filled by the VMM), SVSM_CAA ZERO, SNP_KERNEL_HASHES the kernel-hashes page as NORMAL
+/// when given, else ZERO. The one definition of this order: the plan launches it and
+/// [`crate::measure::ovmf::snp_update_metadata`] measures it. The caller has checked the
+/// sections (`check_launch_inputs`).
+pub fn section_updates<'a>(
+    metadata: SevMetadata<'a>,
+    policy: SectionPolicy,
+    kernel_page: Option<&'a [u8; 4096]>,
+) -> impl Iterator<Item = LaunchUpdate<'a>> + 'a {
+    let all = metadata.sections();
+    let cpuid_last = policy.cpuid_last;
+    let in_order = all
+        .clone()
+        .filter(move |s| !(cpuid_last && s.section_type == SectionType::CPUID));
+    let deferred = all.filter(move |s| cpuid_last && s.section_type == SectionType::CPUID);
+    in_order
+        .chain(deferred)
+        .map(move |s| section_update(&s, policy, kernel_page))
+}
+
+/// One `ASEV` section's update.
+fn section_update<'a>(
+    s: &Section,
+    policy: SectionPolicy,
+    kernel_page: Option<&'a [u8; 4096]>,
+) -> LaunchUpdate<'a> {
+    let kind = ItemKind::MetadataSection {
+        section_type: s.section_type.0,
+    };
+    let (gpa, len) = (u64::from(s.gpa), u64::from(s.size));
+    let (kind, page_type, source) = match (s.section_type, kernel_page) {
+        (SectionType::SNP_SEC_MEM, _) => (kind, policy.sec_mem, UpdateSource::Zero),
+        (SectionType::SNP_SECRETS, _) => (kind, PageType::SECRETS, UpdateSource::Zero),
+        (SectionType::CPUID, _) => (kind, PageType::CPUID, UpdateSource::Cpuid),
+        (SectionType::SNP_KERNEL_HASHES, Some(p)) => (
+            ItemKind::KernelHashes,
+            PageType::NORMAL,
+            UpdateSource::Bytes(p),
+        ),
+        // SNP_KERNEL_HASHES without a kernel, SVSM_CAA, and (refused before) anything else.
+        _ => (kind, PageType::ZERO, UpdateSource::Zero),
+    };
+    LaunchUpdate {
+        kind,
+        gpa,
+        len,
+        page_type: Some(page_type),
+        source,
     }
 }
 

@@ -857,7 +857,7 @@ impl<'a> SevMetadata<'a> {
         self.descs.len()
     }
     /// The sections in file order (the order the SNP launch measures them).
-    pub fn sections(&self) -> impl ExactSizeIterator<Item = Section> + Clone + 'a {
+    pub fn sections(&self) -> impl ExactSizeIterator<Item = Section> + Clone + use<'a> {
         self.descs.iter().map(|d| Section::from(*d))
     }
     /// Offset in the image of descriptor `index`.

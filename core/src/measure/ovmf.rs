@@ -11,7 +11,7 @@
 use super::sev::{SevDigest, SevHashes};
 use super::snp::{PAGE_SIZE, PageType, SnpDigest};
 use super::{ItemKind, MeasureError, Observer};
-use crate::ovmf::{OvmfImage, Section, SectionType};
+use crate::ovmf::{OvmfImage, SectionType};
 use crate::reset::{LaunchVmsas, SevMode, VmmType};
 
 /// How a VMM measures the `ASEV` sections: the points where the VMMs sev-snp-measure knows
@@ -199,47 +199,18 @@ pub fn snp_update_metadata<O: Observer>(
             )
         }
     };
-    for s in md.sections() {
-        if policy.cpuid_last && s.section_type == SectionType::CPUID {
+    for u in crate::launch_plan::section_updates(md, policy, kernel_page.as_ref()) {
+        let Some(page_type) = u.page_type else {
             continue;
-        }
-        update_section(digest, &s, kernel_page.as_ref(), policy)?;
-    }
-    if policy.cpuid_last {
-        for s in md
-            .sections()
-            .filter(|s| s.section_type == SectionType::CPUID)
-        {
-            update_section(digest, &s, None, policy)?;
+        };
+        match u.source {
+            crate::launch_plan::UpdateSource::Bytes(page) => {
+                digest.update_normal_pages(u.kind, u.gpa, page)?
+            }
+            _ => digest.update_unmeasured_pages(u.kind, page_type, u.gpa, u.len)?,
         }
     }
     Ok(())
-}
-
-fn update_section<O: Observer>(
-    digest: &mut SnpDigest<O>,
-    s: &Section,
-    kernel_page: Option<&[u8; 4096]>,
-    policy: SectionPolicy,
-) -> Result<(), MeasureError> {
-    let kind = ItemKind::MetadataSection {
-        section_type: s.section_type.0,
-    };
-    let (gpa, size) = (u64::from(s.gpa), u64::from(s.size));
-    match s.section_type {
-        SectionType::SNP_SEC_MEM => digest.update_unmeasured_pages(kind, policy.sec_mem, gpa, size),
-        // One page (the size was checked in `snp_update_metadata`).
-        SectionType::SNP_SECRETS => {
-            digest.update_unmeasured_pages(kind, PageType::SECRETS, gpa, PAGE_SIZE)
-        }
-        SectionType::CPUID => digest.update_unmeasured_pages(kind, PageType::CPUID, gpa, PAGE_SIZE),
-        SectionType::SNP_KERNEL_HASHES => match kernel_page {
-            Some(page) => digest.update_normal_pages(ItemKind::KernelHashes, gpa, page),
-            None => digest.update_unmeasured_pages(kind, PageType::ZERO, gpa, size),
-        },
-        // SVSM_CAA, and (unreachable after the check) anything else: ZERO, as QEMU does.
-        _ => digest.update_unmeasured_pages(kind, PageType::ZERO, gpa, size),
-    }
 }
 
 /// Checks that a kernel can be measured for SEV/SEV-ES and returns the padded table to feed
