@@ -160,8 +160,8 @@ describe('vmsa preview page in headless Chromium', () => {
     // sections of Debian's image (research note measure.md §2) are listed.
     const firmware = await text('#firmware');
     assert.match(firmware, /00f771de-1a7e-4fcb-890e-68c77e2fb44e/);
-    // Its data: the AP reset address 0x80b004, little-endian.
-    assert.match(firmware, /SEV-ES reset block\s*04b08000/);
+    // Its value decoded by the core, and its data: 0x80b004, little-endian.
+    assert.match(firmware, /SEV-ES reset block\s*AP reset address 0x80b004\s*04b08000/);
     assert.equal(await page.locator('#firmware table').nth(1).locator('tbody tr').count(), 5);
   });
 
