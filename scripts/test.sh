@@ -17,7 +17,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 step "install: sev-snp-measure 0.0.13 (reference peer)"
-python3 -m pip show sev-snp-measure 2>/dev/null | grep -q '^Version: 0.0.13$' \
+# (awk reads all of pip's output: `grep -q` would close the pipe early and, under pipefail, fail.)
+[ "$(python3 -m pip show sev-snp-measure 2>/dev/null | awk '/^Version:/ { print $2 }')" = 0.0.13 ] \
   || python3 -m pip install -q --disable-pip-version-check sev-snp-measure==0.0.13
 # >>> extra installs (add yours here) >>>
 step "install: cargo-fuzz (fuzz smoke runs, nightly toolchain)"
