@@ -8,7 +8,10 @@
 //!   CR4, DR6, DR7, EFLAGS, CS, DS, ES, SS, FS, GS, its own IP, EFER (low, high), PAT (low, high),
 //!   FCW and the marker `0x564d5341` to port [`REPORT_PORT`](crate::vm::REPORT_PORT) as dwords — EAX first, before
 //!   anything can change it — then overwrites the GPRs with 0xdeadbeef (so that a reset has
-//!   something to undo) and halts.
+//!   something to undo) and halts. After reporting the GPRs it moves its stack to
+//!   `0:e000 + 256 × APIC ID` (CPUID 1 EBX[31:24], with flag-neutral instructions only, before
+//!   `pushfl`), so that vCPUs running at once never share a stack slot: they all start with
+//!   SS:SP = 0:0, and a shared slot made `pushfl`/`call`/`fnstcw` race between vCPUs.
 //! * [`LONG_MODE_DUMP`] (64-bit): the same for a long-mode vCPU, every 64-bit register as two
 //!   dwords (low, high); RFLAGS is pushed right after the first `out`, before any instruction
 //!   that changes flags, and RSP is reported as it was at entry. (No MXCSR: `stmxcsr` stops this nested KVM with an internal
@@ -22,7 +25,7 @@
 
 /// The real-mode program (source: the right-hand column; `as --32`, `.code16`).
 #[rustfmt::skip]
-pub const REAL_MODE_DUMP: [u8; 221] = [
+pub const REAL_MODE_DUMP: [u8; 240] = [
     0x66, 0xe7, 0xe0,                            // 0000: out %eax,$0xe0
     0x66, 0x89, 0xd8,                            // 0003: mov %ebx,%eax
     0x66, 0xe7, 0xe0,                            // 0006: out %eax,$0xe0
@@ -50,54 +53,60 @@ pub const REAL_MODE_DUMP: [u8; 221] = [
     0x66, 0xe7, 0xe0,                            // 0048: out %eax,$0xe0
     0x0f, 0x21, 0xf8,                            // 004b: mov %db7,%eax
     0x66, 0xe7, 0xe0,                            // 004e: out %eax,$0xe0
-    0x66, 0x9c,                                  // 0051: pushfl
-    0x66, 0x58,                                  // 0053: pop %eax
-    0x66, 0xe7, 0xe0,                            // 0055: out %eax,$0xe0
-    0x66, 0x31, 0xc0,                            // 0058: xor %eax,%eax
-    0x8c, 0xc8,                                  // 005b: mov %cs,%ax
-    0x66, 0xe7, 0xe0,                            // 005d: out %eax,$0xe0
-    0x8c, 0xd8,                                  // 0060: mov %ds,%ax
-    0x66, 0xe7, 0xe0,                            // 0062: out %eax,$0xe0
-    0x8c, 0xc0,                                  // 0065: mov %es,%ax
-    0x66, 0xe7, 0xe0,                            // 0067: out %eax,$0xe0
-    0x8c, 0xd0,                                  // 006a: mov %ss,%ax
-    0x66, 0xe7, 0xe0,                            // 006c: out %eax,$0xe0
-    0x8c, 0xe0,                                  // 006f: mov %fs,%ax
-    0x66, 0xe7, 0xe0,                            // 0071: out %eax,$0xe0
-    0x8c, 0xe8,                                  // 0074: mov %gs,%ax
-    0x66, 0xe7, 0xe0,                            // 0076: out %eax,$0xe0
-    0xe8, 0x00, 0x00,                            // 0079: call 7c <dump+0x7c>
-    0x58,                                        // 007c: pop %ax
-    0x83, 0xe8, 0x7c,                            // 007d: sub $0x7c,%ax
-    0x66, 0xe7, 0xe0,                            // 0080: out %eax,$0xe0
-    0x66, 0xb9, 0x80, 0x00, 0x00, 0xc0,          // 0083: mov $0xc0000080,%ecx
-    0x0f, 0x32,                                  // 0089: rdmsr
-    0x66, 0xe7, 0xe0,                            // 008b: out %eax,$0xe0
-    0x66, 0x89, 0xd0,                            // 008e: mov %edx,%eax
-    0x66, 0xe7, 0xe0,                            // 0091: out %eax,$0xe0
-    0x66, 0xb9, 0x77, 0x02, 0x00, 0x00,          // 0094: mov $0x277,%ecx
-    0x0f, 0x32,                                  // 009a: rdmsr
-    0x66, 0xe7, 0xe0,                            // 009c: out %eax,$0xe0
-    0x66, 0x89, 0xd0,                            // 009f: mov %edx,%eax
-    0x66, 0xe7, 0xe0,                            // 00a2: out %eax,$0xe0
-    0x83, 0xec, 0x02,                            // 00a5: sub $0x2,%sp
-    0x89, 0xe5,                                  // 00a8: mov %sp,%bp
-    0xd9, 0x7e, 0x00,                            // 00aa: fnstcw 0x0(%bp)
-    0x66, 0x31, 0xc0,                            // 00ad: xor %eax,%eax
-    0x8b, 0x46, 0x00,                            // 00b0: mov 0x0(%bp),%ax
-    0x66, 0xe7, 0xe0,                            // 00b3: out %eax,$0xe0
-    0x83, 0xc4, 0x02,                            // 00b6: add $0x2,%sp
-    0x66, 0xb8, 0x41, 0x53, 0x4d, 0x56,          // 00b9: mov $0x564d5341,%eax
-    0x66, 0xe7, 0xe0,                            // 00bf: out %eax,$0xe0
-    0x66, 0xb8, 0xef, 0xbe, 0xad, 0xde,          // 00c2: mov $0xdeadbeef,%eax
-    0x66, 0x89, 0xc3,                            // 00c8: mov %eax,%ebx
-    0x66, 0x89, 0xc1,                            // 00cb: mov %eax,%ecx
-    0x66, 0x89, 0xc2,                            // 00ce: mov %eax,%edx
-    0x66, 0x89, 0xc6,                            // 00d1: mov %eax,%esi
-    0x66, 0x89, 0xc7,                            // 00d4: mov %eax,%edi
-    0x66, 0x89, 0xc5,                            // 00d7: mov %eax,%ebp
-    0xf4,                                        // 00da: hlt
-    0xeb, 0xfd,                                  // 00db: jmp da <dump+0xda>
+    0x66, 0xb8, 0x01, 0x00, 0x00, 0x00,          // 0051: mov $0x1,%eax
+    0x0f, 0xa2,                                  // 0057: cpuid
+    0x66, 0x0f, 0xcb,                            // 0059: bswap %ebx
+    0x88, 0xdf,                                  // 005c: mov %bl,%bh
+    0xb3, 0x00,                                  // 005e: mov $0x0,%bl
+    0x8d, 0xa7, 0x00, 0xe0,                      // 0060: lea -0x2000(%bx),%sp
+    0x66, 0x9c,                                  // 0064: pushfl
+    0x66, 0x58,                                  // 0066: pop %eax
+    0x66, 0xe7, 0xe0,                            // 0068: out %eax,$0xe0
+    0x66, 0x31, 0xc0,                            // 006b: xor %eax,%eax
+    0x8c, 0xc8,                                  // 006e: mov %cs,%ax
+    0x66, 0xe7, 0xe0,                            // 0070: out %eax,$0xe0
+    0x8c, 0xd8,                                  // 0073: mov %ds,%ax
+    0x66, 0xe7, 0xe0,                            // 0075: out %eax,$0xe0
+    0x8c, 0xc0,                                  // 0078: mov %es,%ax
+    0x66, 0xe7, 0xe0,                            // 007a: out %eax,$0xe0
+    0x8c, 0xd0,                                  // 007d: mov %ss,%ax
+    0x66, 0xe7, 0xe0,                            // 007f: out %eax,$0xe0
+    0x8c, 0xe0,                                  // 0082: mov %fs,%ax
+    0x66, 0xe7, 0xe0,                            // 0084: out %eax,$0xe0
+    0x8c, 0xe8,                                  // 0087: mov %gs,%ax
+    0x66, 0xe7, 0xe0,                            // 0089: out %eax,$0xe0
+    0xe8, 0x00, 0x00,                            // 008c: call 8f <dump+0x8f>
+    0x58,                                        // 008f: pop %ax
+    0x2d, 0x8f, 0x00,                            // 0090: sub $0x8f,%ax
+    0x66, 0xe7, 0xe0,                            // 0093: out %eax,$0xe0
+    0x66, 0xb9, 0x80, 0x00, 0x00, 0xc0,          // 0096: mov $0xc0000080,%ecx
+    0x0f, 0x32,                                  // 009c: rdmsr
+    0x66, 0xe7, 0xe0,                            // 009e: out %eax,$0xe0
+    0x66, 0x89, 0xd0,                            // 00a1: mov %edx,%eax
+    0x66, 0xe7, 0xe0,                            // 00a4: out %eax,$0xe0
+    0x66, 0xb9, 0x77, 0x02, 0x00, 0x00,          // 00a7: mov $0x277,%ecx
+    0x0f, 0x32,                                  // 00ad: rdmsr
+    0x66, 0xe7, 0xe0,                            // 00af: out %eax,$0xe0
+    0x66, 0x89, 0xd0,                            // 00b2: mov %edx,%eax
+    0x66, 0xe7, 0xe0,                            // 00b5: out %eax,$0xe0
+    0x83, 0xec, 0x02,                            // 00b8: sub $0x2,%sp
+    0x89, 0xe5,                                  // 00bb: mov %sp,%bp
+    0xd9, 0x7e, 0x00,                            // 00bd: fnstcw 0x0(%bp)
+    0x66, 0x31, 0xc0,                            // 00c0: xor %eax,%eax
+    0x8b, 0x46, 0x00,                            // 00c3: mov 0x0(%bp),%ax
+    0x66, 0xe7, 0xe0,                            // 00c6: out %eax,$0xe0
+    0x83, 0xc4, 0x02,                            // 00c9: add $0x2,%sp
+    0x66, 0xb8, 0x41, 0x53, 0x4d, 0x56,          // 00cc: mov $0x564d5341,%eax
+    0x66, 0xe7, 0xe0,                            // 00d2: out %eax,$0xe0
+    0x66, 0xb8, 0xef, 0xbe, 0xad, 0xde,          // 00d5: mov $0xdeadbeef,%eax
+    0x66, 0x89, 0xc3,                            // 00db: mov %eax,%ebx
+    0x66, 0x89, 0xc1,                            // 00de: mov %eax,%ecx
+    0x66, 0x89, 0xc2,                            // 00e1: mov %eax,%edx
+    0x66, 0x89, 0xc6,                            // 00e4: mov %eax,%esi
+    0x66, 0x89, 0xc7,                            // 00e7: mov %eax,%edi
+    0x66, 0x89, 0xc5,                            // 00ea: mov %eax,%ebp
+    0xf4,                                        // 00ed: hlt
+    0xeb, 0xfd,                                  // 00ee: jmp ed <dump+0xed>
 ];
 
 /// The long-mode program (source: the right-hand column; `as --64`).
@@ -244,7 +253,7 @@ pub const BSP_ENTRY: u32 = 0xffff_e000;
 pub const AP_RESET_ADDR: u32 = 0xfffe_f000;
 /// The reset vector, 16 bytes below 4 GiB.
 pub const RESET_VECTOR: u32 = 0xffff_fff0;
-/// Guest RAM the test firmware needs: its real-mode stack is at 0:fffc, the `ASEV` sections and
+/// Guest RAM the test firmware needs: its real-mode stacks are at 0:e000 + 256 × APIC ID, the `ASEV` sections and
 /// the long-mode guest below 2 MiB.
 pub const RAM_SIZE: u64 = 2 << 20;
 
