@@ -9,7 +9,7 @@
 //!   FCW and the marker `0x564d5341` to port [`REPORT_PORT`](crate::vm::REPORT_PORT) as dwords — EAX first, before
 //!   anything can change it — then overwrites the GPRs with 0xdeadbeef (so that a reset has
 //!   something to undo) and halts. After reporting the GPRs it moves its stack to
-//!   `0:e000 + 256 × APIC ID` (CPUID 1 EBX[31:24], with flag-neutral instructions only, before
+//!   `0:e000 + 256 × APIC ID` (CPUID 1 EBX bits 31:24, with flag-neutral instructions only, before
 //!   `pushfl`), so that vCPUs running at once never share a stack slot: they all start with
 //!   SS:SP = 0:0, and a shared slot made `pushfl`/`call`/`fnstcw` race between vCPUs.
 //! * [`LONG_MODE_DUMP`] (64-bit): the same for a long-mode vCPU, every 64-bit register as two
