@@ -1,7 +1,10 @@
 //! The `vmsa reset`, `vmsa diff` and `vmsa inspect FIRMWARE.fd` commands, run as the real
 //! binary and compared with golden outputs in `tests/data/cli/`. Set `VMSA_REGEN=1` to rewrite
 //! the goldens (then review the diff).
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::TempDir;
+use std::path::Path;
 use std::process::{Command, Output};
 
 const FIXTURES: &str = concat!(
@@ -45,13 +48,6 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vmsa-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn inspect_fixture() {
     let o = vmsa(&["inspect", AMDSEV]);
@@ -81,7 +77,7 @@ fn inspect_debian_4m_says_no_snp() {
 
 #[test]
 fn reset_writes_pages_and_json() {
-    let dir = tmp("reset");
+    let dir = TempDir::new("reset");
     let o = vmsa(&[
         "reset",
         "--ovmf",
@@ -244,7 +240,7 @@ fn reset_errors_say_why() {
 
 #[test]
 fn diff_names_fields_and_exits_1() {
-    let dir = tmp("diff");
+    let dir = TempDir::new("diff");
     let (q, g) = (dir.join("qemu"), dir.join("gce"));
     for (vmm, d) in [("qemu", &q), ("gce", &g)] {
         let o = vmsa(&[

@@ -2,32 +2,17 @@
 //!
 //! The launch digests the main job prints are checked against sev-snp-measure 0.0.13 run on the
 //! same built-in test firmware (when it is installed; `scripts/test.sh` installs it).
+mod common;
+
+use common::{TempDir, kvm_or_skip, vmsa_bin};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn vmsa(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
-        .args(args)
-        .output()
-        .expect("run vmsa");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn kvm() -> bool {
-    let ok = std::path::Path::new("/dev/kvm").exists();
-    if !ok {
-        eprintln!("SKIPPED: no /dev/kvm (the run part of this test)");
-    }
-    ok
-}
-
-fn testfw_file(name: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("vmsa-cli-run-{}-{name}.bin", std::process::id()));
-    std::fs::write(&p, vmsa_kvm::testfw::image()).unwrap();
-    p
+/// The built-in test firmware in a scratch directory (removed when the directory drops).
+fn testfw() -> (TempDir, PathBuf) {
+    let dir = TempDir::new("testfw");
+    let path = dir.write("testfw.bin", &vmsa_kvm::testfw::image());
+    (dir, path)
 }
 
 fn digest_after<'a>(out: &'a str, label: &str) -> &'a str {
@@ -39,7 +24,7 @@ fn digest_after<'a>(out: &'a str, label: &str) -> &'a str {
 
 #[test]
 fn main_job_shows_vmsas_digests_and_runs_four_vcpus() {
-    let (code, out, err) = vmsa(&[]);
+    let (code, out, err) = vmsa_bin(&[]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("0x178 rip              0xfff0"), "{out}");
     assert!(out.contains("0x310 rdx              0x800f12"), "{out}");
@@ -48,7 +33,7 @@ fn main_job_shows_vmsas_digests_and_runs_four_vcpus() {
     assert_eq!(sev_es.len(), 64);
     assert_eq!(snp.len(), 96);
     // The same digests from the reference peer, on the same image.
-    let fw = testfw_file("main");
+    let (_dir, fw) = testfw();
     for (mode, ours) in [("seves", sev_es), ("snp", snp)] {
         let peer = Command::new("sev-snp-measure")
             .args([
@@ -75,8 +60,7 @@ fn main_job_shows_vmsas_digests_and_runs_four_vcpus() {
             }
         }
     }
-    let _ = std::fs::remove_file(&fw);
-    if kvm() {
+    if kvm_or_skip("the run part of this test") {
         assert_eq!(out.matches("exited: halted (HLT)").count(), 4, "{out}");
         assert!(
             out.contains("vCPU 0: started at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"),
@@ -102,11 +86,11 @@ fn main_job_shows_vmsas_digests_and_runs_four_vcpus() {
 
 #[test]
 fn run_ovmf_reports_where_each_vcpu_started_and_how_it_exited() {
-    if !kvm() {
+    if !kvm_or_skip("the run part of this test") {
         return;
     }
-    let fw = testfw_file("run");
-    let (code, out, err) = vmsa(&[
+    let (_dir, fw) = testfw();
+    let (code, out, err) = vmsa_bin(&[
         "run",
         "--ovmf",
         fw.to_str().unwrap(),
@@ -114,7 +98,6 @@ fn run_ovmf_reports_where_each_vcpu_started_and_how_it_exited() {
         "2",
         "--strict",
     ]);
-    let _ = std::fs::remove_file(&fw);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("vCPU 0: started at 0xfffffff0"), "{out}");
     assert!(out.contains("vCPU 1: started at 0xfffef000"), "{out}");
@@ -136,10 +119,10 @@ fn run_real_ovmf_starts_at_the_reset_vector() {
         eprintln!("SKIPPED: no {ovmf}");
         return;
     }
-    if !kvm() {
+    if !kvm_or_skip("the run part of this test") {
         return;
     }
-    let (_, out, err) = vmsa(&["run", "--ovmf", ovmf, "--vcpus", "2", "--timeout-ms", "500"]);
+    let (_, out, err) = vmsa_bin(&["run", "--ovmf", ovmf, "--vcpus", "2", "--timeout-ms", "500"]);
     assert!(
         out.contains("vCPU 0: started at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"),
         "{out}\n{err}"
@@ -158,9 +141,9 @@ fn launch_without_sev_hardware_names_what_is_missing() {
         eprintln!("SKIPPED: /dev/sev exists; this test covers the failure path");
         return;
     }
-    let fw = testfw_file("launch");
+    let (_dir, fw) = testfw();
     for mode in ["snp", "sev-es"] {
-        let (code, out, err) = vmsa(&[
+        let (code, out, err) = vmsa_bin(&[
             "run",
             "--ovmf",
             fw.to_str().unwrap(),
@@ -175,7 +158,7 @@ fn launch_without_sev_hardware_names_what_is_missing() {
         assert!(out.contains("were closed"), "{out}");
     }
     // A policy KVM would refuse is refused before anything is opened.
-    let (code, out, _) = vmsa(&[
+    let (code, out, _) = vmsa_bin(&[
         "run",
         "--ovmf",
         fw.to_str().unwrap(),
@@ -184,7 +167,6 @@ fn launch_without_sev_hardware_names_what_is_missing() {
         "--policy",
         "0x10000",
     ]);
-    let _ = std::fs::remove_file(&fw);
     assert_eq!(code, 1);
     assert!(out.contains("FAILED: SNP policy 0x10000: bit 17"), "{out}");
 }

@@ -7,16 +7,16 @@
 //!
 //! Needs no `/dev/kvm`: the launch itself is tested in tests/kvm_igvm.rs and host-kvm/tests.
 
+mod common;
 mod igvm_common;
 
+use common::{TempDir, fixture};
 use igvm::snp_defs::SevVmsa;
 use igvm::{IgvmDirectiveHeader as D, IgvmRevision};
-use igvm_defs::{
-    IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IgvmPageDataFlags, IgvmPageDataType,
-    IgvmPlatformType,
-};
+use igvm_common::{SEV_ES, SNP, build, every_kind_pages, snp_and_sev_es};
+use igvm_defs::IgvmPlatformType;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use vmsa_core::flags::SevFeatures;
 use vmsa_core::igvm::vp::{IgvmLaunch, LaunchEntry};
@@ -31,18 +31,6 @@ use vmsa_core::measure::{ItemKind, MeasuredItem, Observer, SevHashes};
 use vmsa_core::ovmf::{OvmfImage, SectionType};
 use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
 use zerocopy::FromZeros;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/sev-snp-measure")
-        .join(name)
-}
-
-fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("vmsa-plan-{}-{name}", std::process::id()));
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
 
 /// `vmsa measure ARGS --json --explain`.
 fn measure(args: &[&str]) -> Value {
@@ -183,14 +171,15 @@ fn check_ovmf(path: &Path, kernel: Option<&Path>) -> usize {
 
 #[test]
 fn ovmf_plans_hash_to_vmsa_measures_digest_and_items() {
-    let kernel = tmp("kernel", b"not really a kernel, but hashed like one");
+    let dir = TempDir::new("ovmf");
+    let kernel = dir.write("kernel", b"not really a kernel, but hashed like one");
     let mut n = 0;
     for name in ["ovmf_AmdSev_suffix.bin", "ovmf_OvmfX64_suffix.bin"] {
         n += check_ovmf(&fixture(name), None);
     }
     // The AmdSev build has the hash table and the SNP_KERNEL_HASHES section.
     n += check_ovmf(&fixture("ovmf_AmdSev_suffix.bin"), Some(&kernel));
-    let testfw = tmp("testfw.bin", &vmsa_kvm::testfw::image());
+    let testfw = dir.write("testfw.bin", &vmsa_kvm::testfw::image());
     n += check_ovmf(&testfw, None);
     let debian = Path::new("/usr/share/OVMF/OVMF_CODE.fd");
     if debian.exists() {
@@ -198,15 +187,10 @@ fn ovmf_plans_hash_to_vmsa_measures_digest_and_items() {
     } else {
         eprintln!("SKIPPED: no /usr/share/OVMF/OVMF_CODE.fd (apt-get install ovmf)");
     }
-    let _ = std::fs::remove_file(&kernel);
-    let _ = std::fs::remove_file(&testfw);
     assert!(n >= 48, "{n} plans checked");
 }
 
 // ---- IGVM ------------------------------------------------------------------------------------
-
-const SNP: u32 = 0x1;
-const SEV_ES: u32 = 0x2;
 
 fn vmsa(rip: u64, features: u64) -> Box<SevVmsa> {
     let mut v = SevVmsa::new_zeroed();
@@ -219,103 +203,25 @@ fn vmsa(rip: u64, features: u64) -> Box<SevVmsa> {
     Box::new(v)
 }
 
-fn page(gpa: u64, mask: u32, data: Vec<u8>, t: IgvmPageDataType, flags: IgvmPageDataFlags) -> D {
-    D::PageData {
-        gpa,
-        compatibility_mask: mask,
-        flags,
-        data_type: t,
-        data,
-    }
-}
-
-/// SNP and SEV-ES platforms, every measured directive kind, then VP contexts for `contexts`
-/// vCPUs at `vmsa_gpa`, last unless `context_first`.
+/// SNP and SEV-ES platforms, every measured directive kind (a two-page parameter area, a full
+/// unmeasured page, no CPUID_XF), then VP contexts for `contexts` vCPUs at `vmsa_gpa`, last
+/// unless `context_first`.
 fn igvm_file(contexts: u16, vmsa_gpa: u64, context_first: bool) -> Vec<u8> {
-    let normal = IgvmPageDataFlags::new();
-    let mut d = vec![
-        D::ParameterArea {
-            number_of_bytes: 0x2000,
-            parameter_area_index: 0,
-            initial_data: vec![],
-        },
-        D::VpCount(IGVM_VHS_PARAMETER {
-            parameter_area_index: 0,
-            byte_offset: 0,
-        }),
-        D::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
-            gpa: 0x10_0000,
-            compatibility_mask: SNP | SEV_ES,
-            parameter_area_index: 0,
-        }),
-        page(
-            0x20_0000,
-            SNP | SEV_ES,
-            (0..4096).map(|i| (i * 7) as u8).collect(),
-            IgvmPageDataType::NORMAL,
-            normal,
-        ),
-        page(
-            0x20_1000,
-            SNP | SEV_ES,
-            vec![],
-            IgvmPageDataType::NORMAL,
-            normal,
-        ),
-        page(
-            0x20_2000,
-            SNP,
-            vec![1; 4096],
-            IgvmPageDataType::NORMAL,
-            normal.with_unmeasured(true),
-        ),
-        page(0x20_3000, SNP, vec![], IgvmPageDataType::SECRETS, normal),
-        page(0x20_4000, SNP, vec![], IgvmPageDataType::CPUID_DATA, normal),
-        page(
-            0x20_6000,
-            SNP,
-            vec![9; 4096],
-            IgvmPageDataType::NORMAL,
-            normal.with_shared(true),
-        ),
-        page(
-            0x30_0000,
-            SEV_ES,
-            vec![5; 4096],
-            IgvmPageDataType::NORMAL,
-            normal,
-        ),
-    ];
-    let mut contexts_d = Vec::new();
-    for vp in 0..contexts {
-        contexts_d.push(D::SnpVpContext {
+    let pages = every_kind_pages(0x2000, 4096, false);
+    let contexts = (0..contexts).flat_map(|vp| {
+        [(SNP, 0xfff0, 0x1), (SEV_ES, 0x1234, 0)].map(|(mask, rip, features)| D::SnpVpContext {
             gpa: vmsa_gpa,
-            compatibility_mask: SNP,
+            compatibility_mask: mask,
             vp_index: vp,
-            vmsa: vmsa(0xfff0 + u64::from(vp), 0x1),
-        });
-        contexts_d.push(D::SnpVpContext {
-            gpa: vmsa_gpa,
-            compatibility_mask: SEV_ES,
-            vp_index: vp,
-            vmsa: vmsa(0x1234 + u64::from(vp), 0),
-        });
-    }
-    if context_first {
-        contexts_d.extend(d);
-        d = contexts_d;
+            vmsa: vmsa(rip + u64::from(vp), features),
+        })
+    });
+    let d = if context_first {
+        contexts.chain(pages).collect()
     } else {
-        d.extend(contexts_d);
-    }
-    igvm_common::build(
-        IgvmRevision::V1,
-        vec![
-            igvm_common::platform(SNP, IgvmPlatformType::SEV_SNP, 0),
-            igvm_common::platform(SEV_ES, IgvmPlatformType::SEV_ES, 0),
-        ],
-        vec![],
-        d,
-    )
+        pages.into_iter().chain(contexts).collect()
+    };
+    build(IgvmRevision::V1, snp_and_sev_es(), vec![], d)
 }
 
 fn entries(file: &IgvmFile<'_>, t: IgvmPlatformType, vcpus: u32) -> Vec<LaunchEntry> {
@@ -332,9 +238,10 @@ fn entries(file: &IgvmFile<'_>, t: IgvmPlatformType, vcpus: u32) -> Vec<LaunchEn
 
 #[test]
 fn igvm_plans_hash_to_vmsa_measures_digest_and_items() {
+    let dir = TempDir::new("igvm");
     for vcpus in [1u16, 3] {
         let bytes = igvm_file(vcpus, INITIAL_VMSA_GPA, false);
-        let path = tmp(&format!("ok-{vcpus}.igvm"), &bytes);
+        let path = dir.write(&format!("ok-{vcpus}.igvm"), &bytes);
         let file = IgvmFile::parse(&bytes).unwrap();
         for (t, arg) in [
             (IgvmPlatformType::SEV_SNP, "snp"),
@@ -366,12 +273,12 @@ fn igvm_plans_hash_to_vmsa_measures_digest_and_items() {
                     .all(|u| u.is_vmsa())
             );
         }
-        let _ = std::fs::remove_file(&path);
     }
 }
 
 #[test]
 fn igvm_plans_say_why_kvms_digest_differs_from_the_files() {
+    let dir = TempDir::new("diff");
     // (file, vCPUs, expected difference on SNP)
     type Expect = fn(&FileDigestDifference) -> bool;
     let cases: Vec<(Vec<u8>, u32, Expect)> = vec![
@@ -395,7 +302,7 @@ fn igvm_plans_say_why_kvms_digest_differs_from_the_files() {
         }),
     ];
     for (i, (bytes, vcpus, expected)) in cases.iter().enumerate() {
-        let path = tmp(&format!("diff-{i}.igvm"), bytes);
+        let path = dir.write(&format!("diff-{i}.igvm"), bytes);
         let file = IgvmFile::parse(bytes).unwrap();
         let p = file
             .select(PlatformChoice::Only(IgvmPlatformType::SEV_SNP))
@@ -414,6 +321,5 @@ fn igvm_plans_say_why_kvms_digest_differs_from_the_files() {
         ]);
         let (ours, _) = hashed(true, plan.updates());
         assert_ne!(ours, measured["measurement"].as_str().unwrap(), "case {i}");
-        let _ = std::fs::remove_file(&path);
     }
 }

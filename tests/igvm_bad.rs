@@ -10,8 +10,6 @@ use igvm_defs::*;
 use vmsa_core::igvm::{At, IgvmError as E, IgvmFile, ParameterAreaProblem, Section};
 use zerocopy::IntoBytes;
 
-const SNP: u32 = 1;
-
 fn err(bytes: &[u8]) -> E {
     IgvmFile::parse(bytes).expect_err("the file must be refused")
 }
@@ -19,6 +17,22 @@ fn err(bytes: &[u8]) -> E {
 /// The n-th header of a file whose headers start at 24, given the sizes of the ones before.
 fn at(index: u32, offset: u32) -> At {
     At { index, offset }
+}
+
+/// The SUPPORTED_PLATFORM header for SNP with mask 1 (24 bytes with its type and length).
+fn snp() -> RawHeader<'static> {
+    h(
+        T::IGVM_VHT_SUPPORTED_PLATFORM,
+        sp(SNP, IgvmPlatformType::SEV_SNP),
+    )
+}
+
+/// The SUPPORTED_PLATFORM header for VBS (VSM isolation) with mask 1.
+fn vbs() -> RawHeader<'static> {
+    h(
+        T::IGVM_VHT_SUPPORTED_PLATFORM,
+        sp(1, IgvmPlatformType::VSM_ISOLATION),
+    )
 }
 
 fn page_data(gpa: u64, mask: u32, file_offset: u32) -> IGVM_VHS_PAGE_DATA {
@@ -42,6 +56,21 @@ fn vp_context(gpa: u64, mask: u32, file_offset: u32, vp_index: u16) -> IGVM_VHS_
     }
 }
 
+/// A RELOCATABLE_REGION for VP 0, VTL 0 (mask 1), relocatable within 0..0x1000_0000.
+fn region(gpa: u64, size: u64, alignment: u64) -> IGVM_VHS_RELOCATABLE_REGION {
+    IGVM_VHS_RELOCATABLE_REGION {
+        compatibility_mask: 1,
+        vp_index: 0,
+        vtl: 0,
+        flags: 0,
+        relocation_alignment: alignment,
+        relocation_region_gpa: gpa,
+        relocation_region_size: size,
+        minimum_relocation_gpa: 0,
+        maximum_relocation_gpa: 0x1000_0000,
+    }
+}
+
 /// A valid SNP file: platform (#0 at 24), page data (#1 at 48), VP context (#2 at 80); data
 /// at 112: one 4 KiB page then one 4 KiB VMSA.
 fn valid() -> Vec<u8> {
@@ -49,10 +78,7 @@ fn valid() -> Vec<u8> {
     data.extend_from_slice(&[0u8; 4096]);
     raw_file(
         &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
+            snp(),
             hd(T::IGVM_VHT_PAGE_DATA, |ds| page_data(0xffff_f000, SNP, ds)),
             hd(T::IGVM_VHT_VP_CONTEXT, |ds| {
                 vp_context(0xffff_ffff_f000, SNP, ds + 4096, 0)
@@ -167,13 +193,7 @@ fn variable_headers_overlapping_the_fixed_header_or_unaligned() {
 fn file_offset_inside_the_headers_igvm_panics() {
     // PAGE_DATA whose file data starts at offset 40, inside the variable headers.
     let b = raw_file(
-        &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
-            h(T::IGVM_VHT_PAGE_DATA, page_data(0, SNP, 40)),
-        ],
+        &[snp(), h(T::IGVM_VHT_PAGE_DATA, page_data(0, SNP, 40))],
         &[0u8; 8192],
     );
     assert_eq!(
@@ -197,10 +217,7 @@ fn file_data_out_of_range() {
     // The page needs 4 KiB at data_start + 100, but only 4 KiB of data follow.
     let b = raw_file(
         &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
+            snp(),
             hd(T::IGVM_VHT_PAGE_DATA, |ds| page_data(0, SNP, ds + 100)),
         ],
         &[0u8; 4096],
@@ -218,10 +235,7 @@ fn file_data_out_of_range() {
     // A parameter area whose size runs past the end of the file.
     let b = raw_file(
         &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
+            snp(),
             hd(T::IGVM_VHT_PARAMETER_AREA, |ds| IGVM_VHS_PARAMETER_AREA {
                 number_of_bytes: 0xffff_ffff_ffff_f000,
                 parameter_area_index: 0,
@@ -245,13 +259,7 @@ fn file_data_out_of_range() {
 #[test]
 fn vp_context_without_file_data_igvm_panics() {
     let b = raw_file(
-        &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
-            h(T::IGVM_VHT_VP_CONTEXT, vp_context(0, SNP, 0, 0)),
-        ],
+        &[snp(), h(T::IGVM_VHT_VP_CONTEXT, vp_context(0, SNP, 0, 0))],
         &[0u8; 4096],
     );
     assert_eq!(err(&b), E::MissingFileData { at: at(1, 48) });
@@ -260,24 +268,10 @@ fn vp_context_without_file_data_igvm_panics() {
 
 #[test]
 fn relocation_alignment_zero_igvm_panics() {
-    let region = IGVM_VHS_RELOCATABLE_REGION {
-        compatibility_mask: 1,
-        vp_index: 0,
-        vtl: 0,
-        flags: 0,
-        relocation_alignment: 0,
-        relocation_region_gpa: 0x10_0000,
-        relocation_region_size: 0x1000,
-        minimum_relocation_gpa: 0,
-        maximum_relocation_gpa: 0x1000_0000,
-    };
     let b = raw_file(
         &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(1, IgvmPlatformType::VSM_ISOLATION),
-            ),
-            h(T::IGVM_VHT_RELOCATABLE_REGION, region),
+            vbs(),
+            h(T::IGVM_VHT_RELOCATABLE_REGION, region(0x10_0000, 0x1000, 0)),
         ],
         &[0u8; 16],
     );
@@ -300,10 +294,7 @@ fn vbs_context_for_vp_1_igvm_panics() {
     let regs = [1u32.as_bytes(), &[0u8; 32][..]].concat(); // one zeroed register, VTL 0
     let b = raw_file(
         &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(1, IgvmPlatformType::VSM_ISOLATION),
-            ),
+            vbs(),
             hd(T::IGVM_VHT_VP_CONTEXT, |ds| vp_context(0, 1, ds, 1)),
         ],
         &regs,
@@ -325,16 +316,7 @@ fn vbs_context_for_vp_1_igvm_panics() {
 #[test]
 fn unknown_required_header_is_an_error_optional_is_skipped() {
     for typ in [0x108u32, 0x250, 0x3ff, 0x306] {
-        let b = raw_file(
-            &[
-                h(
-                    T::IGVM_VHT_SUPPORTED_PLATFORM,
-                    sp(SNP, IgvmPlatformType::SEV_SNP),
-                ),
-                h(T(typ), [0u8; 8]),
-            ],
-            &[0u8; 16],
-        );
+        let b = raw_file(&[snp(), h(T(typ), [0u8; 8])], &[0u8; 16]);
         assert_eq!(
             err(&b),
             E::UnknownHeaderType { at: at(1, 48), typ },
@@ -343,10 +325,7 @@ fn unknown_required_header_is_an_error_optional_is_skipped() {
     }
     let b = raw_file(
         &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
+            snp(),
             h(T(0x8000_0250), [7u8; 12]),
             h(T::IGVM_VHT_PAGE_DATA, page_data(0, SNP, 0)),
         ],
@@ -365,16 +344,7 @@ fn unknown_required_header_is_an_error_optional_is_skipped() {
 
 #[test]
 fn wrong_length_and_truncated_header() {
-    let b = raw_file(
-        &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
-            h(T::IGVM_VHT_PAGE_DATA, [0u8; 20]),
-        ],
-        &[0u8; 16],
-    );
+    let b = raw_file(&[snp(), h(T::IGVM_VHT_PAGE_DATA, [0u8; 20])], &[0u8; 16]);
     assert_eq!(
         err(&b),
         E::WrongHeaderLength {
@@ -408,10 +378,7 @@ fn non_zero_padding() {
 fn sections_out_of_order_and_no_platform() {
     let b = raw_file(
         &[
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(SNP, IgvmPlatformType::SEV_SNP),
-            ),
+            snp(),
             h(T::IGVM_VHT_PAGE_DATA, page_data(0, SNP, 0)),
             h(
                 T::IGVM_VHT_GUEST_POLICY,
@@ -513,18 +480,7 @@ fn bad_platforms() {
 
 #[test]
 fn masks_alignment_reserved_types_flags() {
-    let with = |p: IGVM_VHS_PAGE_DATA| {
-        raw_file(
-            &[
-                h(
-                    T::IGVM_VHT_SUPPORTED_PLATFORM,
-                    sp(SNP, IgvmPlatformType::SEV_SNP),
-                ),
-                h(T::IGVM_VHT_PAGE_DATA, p),
-            ],
-            &[0u8; 16],
-        )
-    };
+    let with = |p: IGVM_VHS_PAGE_DATA| raw_file(&[snp(), h(T::IGVM_VHT_PAGE_DATA, p)], &[0u8; 16]);
     assert_eq!(
         err(&with(page_data(0, 2, 0))),
         E::UndeclaredMask {
@@ -593,12 +549,6 @@ fn masks_alignment_reserved_types_flags() {
 
 #[test]
 fn parameter_area_misuse() {
-    let plat = || {
-        h(
-            T::IGVM_VHT_SUPPORTED_PLATFORM,
-            sp(SNP, IgvmPlatformType::SEV_SNP),
-        )
-    };
     let area = |i| {
         h(
             T::IGVM_VHT_PARAMETER_AREA,
@@ -637,27 +587,24 @@ fn parameter_area_misuse() {
     };
     // Used before declared; declared twice; used after insert; inserted twice.
     assert_eq!(
-        err(&raw_file(&[plat(), use_(0, 0)], &[0; 8])),
+        err(&raw_file(&[snp(), use_(0, 0)], &[0; 8])),
         problem(ParameterAreaProblem::Undeclared)(at(1, 48))
     );
     assert_eq!(
-        err(&raw_file(&[plat(), area(0), area(0)], &[0; 8])),
+        err(&raw_file(&[snp(), area(0), area(0)], &[0; 8])),
         problem(ParameterAreaProblem::DeclaredTwice)(at(2, 72))
     );
     assert_eq!(
-        err(&raw_file(
-            &[plat(), area(0), insert(0), use_(0, 0)],
-            &[0; 8]
-        )),
+        err(&raw_file(&[snp(), area(0), insert(0), use_(0, 0)], &[0; 8])),
         problem(ParameterAreaProblem::AlreadyInserted)(at(3, 96))
     );
     assert_eq!(
-        err(&raw_file(&[plat(), area(0), insert(0), insert(0)], &[0; 8])),
+        err(&raw_file(&[snp(), area(0), insert(0), insert(0)], &[0; 8])),
         problem(ParameterAreaProblem::AlreadyInserted)(at(3, 96))
     );
     // A u32 VP count at byte 0xffe of a 4 KiB area does not fit (QEMU writes it unchecked).
     assert_eq!(
-        err(&raw_file(&[plat(), area(0), use_(0, 0xffe)], &[0; 8])),
+        err(&raw_file(&[snp(), area(0), use_(0, 0xffe)], &[0; 8])),
         E::ParameterOutsideArea {
             at: at(2, 72),
             area: 0,
@@ -672,10 +619,7 @@ fn parameter_area_misuse() {
 fn vp_context_problems() {
     let two = || {
         vec![
-            h(
-                T::IGVM_VHT_SUPPORTED_PLATFORM,
-                sp(1, IgvmPlatformType::SEV_SNP),
-            ),
+            snp(),
             h(
                 T::IGVM_VHT_SUPPORTED_PLATFORM,
                 sp(2, IgvmPlatformType::NATIVE),
@@ -725,12 +669,6 @@ fn vp_context_problems() {
 
 #[test]
 fn duplicates_and_regions() {
-    let plat = || {
-        h(
-            T::IGVM_VHT_SUPPORTED_PLATFORM,
-            sp(SNP, IgvmPlatformType::SEV_SNP),
-        )
-    };
     let id = || {
         h(T::IGVM_VHT_SNP_ID_BLOCK, {
             let mut b = [0u8; size_of::<IGVM_VHS_SNP_ID_BLOCK>()];
@@ -739,32 +677,18 @@ fn duplicates_and_regions() {
         })
     };
     assert_eq!(
-        err(&raw_file(&[plat(), id(), id()], &[0; 8])),
+        err(&raw_file(&[snp(), id(), id()], &[0; 8])),
         E::Duplicate {
             at: at(2, 752),
             what: "SNP_ID_BLOCK",
             mask: SNP
         }
     );
-    let region = |gpa: u64, size: u64| IGVM_VHS_RELOCATABLE_REGION {
-        compatibility_mask: 1,
-        vp_index: 0,
-        vtl: 0,
-        flags: 0,
-        relocation_alignment: 0x1000,
-        relocation_region_gpa: gpa,
-        relocation_region_size: size,
-        minimum_relocation_gpa: 0,
-        maximum_relocation_gpa: 0x1000_0000,
-    };
-    let vbs = || {
-        h(
-            T::IGVM_VHT_SUPPORTED_PLATFORM,
-            sp(1, IgvmPlatformType::VSM_ISOLATION),
-        )
-    };
     let b = raw_file(
-        &[vbs(), h(T::IGVM_VHT_RELOCATABLE_REGION, region(0x1000, 0))],
+        &[
+            vbs(),
+            h(T::IGVM_VHT_RELOCATABLE_REGION, region(0x1000, 0, 0x1000)),
+        ],
         &[0; 8],
     );
     assert!(matches!(
@@ -778,8 +702,14 @@ fn duplicates_and_regions() {
     let b = raw_file(
         &[
             vbs(),
-            h(T::IGVM_VHT_RELOCATABLE_REGION, region(0x1000, 0x3000)),
-            h(T::IGVM_VHT_RELOCATABLE_REGION, region(0x3000, 0x1000)),
+            h(
+                T::IGVM_VHT_RELOCATABLE_REGION,
+                region(0x1000, 0x3000, 0x1000),
+            ),
+            h(
+                T::IGVM_VHT_RELOCATABLE_REGION,
+                region(0x3000, 0x1000, 0x1000),
+            ),
         ],
         &[0; 8],
     );
@@ -795,7 +725,10 @@ fn duplicates_and_regions() {
     let b = raw_file(
         &[
             vbs(),
-            h(T::IGVM_VHT_RELOCATABLE_REGION, region(0x1000, 0x1000)),
+            h(
+                T::IGVM_VHT_RELOCATABLE_REGION,
+                region(0x1000, 0x1000, 0x1000),
+            ),
         ],
         &[0; 8],
     );
@@ -811,27 +744,18 @@ fn duplicates_and_regions() {
 
 #[test]
 fn version_string_and_capacity() {
-    let plat = || {
-        h(
-            T::IGVM_VHT_SUPPORTED_PLATFORM,
-            sp(SNP, IgvmPlatformType::SEV_SNP),
-        )
-    };
-    let b = raw_file(
-        &[plat(), h(T::IGVM_VHT_VERSION_STRING, *b"v1.2.3")],
-        &[0; 8],
-    );
+    let b = raw_file(&[snp(), h(T::IGVM_VHT_VERSION_STRING, *b"v1.2.3")], &[0; 8]);
     let f = IgvmFile::parse(&b).unwrap();
     assert!(
         f.headers()
             .any(|e| e.header == vmsa_core::igvm::Header::VersionString("v1.2.3"))
     );
     let b = raw_file(
-        &[plat(), h(T::IGVM_VHT_VERSION_STRING, [0xffu8, 0xfe])],
+        &[snp(), h(T::IGVM_VHT_VERSION_STRING, [0xffu8, 0xfe])],
         &[0; 8],
     );
     assert_eq!(err(&b), E::VersionStringNotUtf8 { at: at(1, 48) });
-    let mut hs = vec![plat()];
+    let mut hs = vec![snp()];
     for i in 0..=vmsa_core::igvm::MAX_PARAMETER_AREAS as u32 {
         hs.push(h(
             T::IGVM_VHT_PARAMETER_AREA,
@@ -850,13 +774,7 @@ fn version_string_and_capacity() {
 
 #[test]
 fn empty_data_section_is_read_igvm_refuses() {
-    let b = raw_file(
-        &[h(
-            T::IGVM_VHT_SUPPORTED_PLATFORM,
-            sp(SNP, IgvmPlatformType::SEV_SNP),
-        )],
-        &[],
-    );
+    let b = raw_file(&[snp()], &[]);
     assert!(IgvmFile::parse(&b).is_ok());
     assert!(igvm::IgvmFile::new_from_binary(&b, None).is_err());
 }

@@ -1,8 +1,10 @@
 //! VP contexts as launch VMSAs (core), and the `vmsa inspect` / `vmsa reset --igvm` /
 //! `vmsa diff` command lines on IGVM files written by the `igvm` crate.
 
+mod common;
 mod igvm_common;
 
+use common::TempDir;
 use igvm::{IgvmDirectiveHeader as D, IgvmRevision};
 use igvm_common::*;
 use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType};
@@ -219,18 +221,13 @@ fn vmsa(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn tmpdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("vmsa-igvm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn cli_inspect_reset_and_diff() {
-    let dir = tmpdir("cli");
-    let file = dir.join("guest.igvm");
-    std::fs::write(&file, file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA)).unwrap();
+    let dir = TempDir::new("cli");
+    let file = dir.write(
+        "guest.igvm",
+        &file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA),
+    );
     let f = file.to_str().unwrap();
 
     let (ok, out, err) = vmsa(&["inspect", f]);
@@ -340,5 +337,4 @@ fn cli_inspect_reset_and_diff() {
     let (ok, _, err) = vmsa(&["inspect", f]);
     assert!(!ok);
     assert!(err.contains("checksum mismatch"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

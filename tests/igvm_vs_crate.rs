@@ -20,22 +20,6 @@ const TDX: u32 = 0x8;
 const SEV: u32 = 0x10;
 const SEV_ES: u32 = 0x20;
 
-fn page(
-    gpa: u64,
-    mask: u32,
-    data: Vec<u8>,
-    data_type: IgvmPageDataType,
-    flags: IgvmPageDataFlags,
-) -> D {
-    D::PageData {
-        gpa,
-        compatibility_mask: mask,
-        flags,
-        data_type,
-        data,
-    }
-}
-
 fn param(index: u32, byte_offset: u32) -> IGVM_VHS_PARAMETER {
     IGVM_VHS_PARAMETER {
         parameter_area_index: index,

@@ -5,13 +5,15 @@
 //!
 //! The tests that need `/dev/kvm` print "SKIPPED: no /dev/kvm" and pass without it.
 
+mod common;
+
+use common::{TempDir, kvm_or_skip, vmsa_bin};
 use igvm::snp_defs::SevVmsa;
 use igvm::{IgvmDirectiveHeader, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision};
 use igvm_defs::{
     IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
     IgvmPageDataType, IgvmPlatformType, IgvmVariableHeaderType,
 };
-use std::process::Command;
 use vmsa_core::Vmsa;
 use vmsa_core::flags::Cr4;
 use vmsa_core::igvm::vp::{IgvmLaunch, Source};
@@ -28,14 +30,6 @@ const MASK: u32 = 1;
 const PARAMS_GPA: u64 = 0x9000;
 /// The second vCPU's stack: apart from the first's, since both run the same code.
 const AP_STACK_TOP: u64 = 0x6000;
-
-fn kvm_or_skip(test: &str) -> bool {
-    let ok = std::path::Path::new("/dev/kvm").exists();
-    if !ok {
-        eprintln!("SKIPPED: no /dev/kvm ({test})");
-    }
-    ok
-}
 
 /// The VP context of vCPU `vp`: the long-mode test guest, with CR4.MCE as KVM would force it in
 /// an SEV launch (so the context is one KVM reproduces exactly), distinct GPRs per vCPU.
@@ -316,22 +310,10 @@ fn a_vcpu_without_a_context_gets_the_reset_state() {
     }
 }
 
-fn vmsa_bin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
-        .args(args)
-        .output()
-        .expect("run vmsa");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn vmsa_run_igvm_prints_where_each_vcpu_started_and_how_it_exited() {
-    let path = std::env::temp_dir().join(format!("vmsa-kvm-igvm-{}.igvm", std::process::id()));
-    std::fs::write(&path, igvm_file(2)).unwrap();
+    let dir = TempDir::new("run");
+    let path = dir.write("guest.igvm", &igvm_file(2));
     let p = path.to_str().unwrap();
     // The launch path: the core preflight takes the file's policy, the plan's digest is the
     // file's own (`vmsa measure --igvm`: the contexts come last, at KVM's VMSA GPA, one per
@@ -373,11 +355,9 @@ fn vmsa_run_igvm_prints_where_each_vcpu_started_and_how_it_exited() {
     assert_eq!(code, 1);
     assert!(out.contains("FAILED: SNP policy 0x70000: bit 18"), "{out}");
     if !kvm_or_skip("vmsa run --igvm") {
-        let _ = std::fs::remove_file(&path);
         return;
     }
     let (code, out, err) = vmsa_bin(&["run", "--igvm", p, "--vcpus", "2", "--strict"]);
-    let _ = std::fs::remove_file(&path);
     eprintln!("{out}");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("platform snp (mask 0x1), 2 vCPUs"), "{out}");

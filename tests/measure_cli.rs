@@ -1,22 +1,12 @@
 //! `vmsa measure` beyond the known answers: `--dump-vmsa` pages byte-identical to
 //! sev-snp-measure's, refusals of firmware that cannot launch (where the peer measures it),
 //! `--explain` and `--json`.
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{TempDir, fixture, peer_installed};
+use std::path::Path;
 use std::process::{Command, Output};
 use vmsa_core::ovmf::{Section, SectionType, build};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/sev-snp-measure")
-        .join(name)
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vmsa-measure-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn vmsa_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vmsa"))
@@ -25,19 +15,6 @@ fn vmsa_in(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn peer_installed() -> bool {
-    let ok = Command::new("sev-snp-measure")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "SKIPPED (peer part): sev-snp-measure not installed (pip install sev-snp-measure==0.0.13)"
-        );
-    }
-    ok
 }
 
 /// `--dump-vmsa` writes the same pages as sev-snp-measure 0.0.13, for both modes and every VMM.
@@ -69,8 +46,8 @@ fn dump_vmsa_equals_the_peer() {
             "--guest-features",
             "0x21",
         ];
-        let ours = tmpdir(&format!("ours-{mode}-{vmm}"));
-        let peer = tmpdir(&format!("peer-{mode}-{vmm}"));
+        let ours = TempDir::new(&format!("ours-{mode}-{vmm}"));
+        let peer = TempDir::new(&format!("peer-{mode}-{vmm}"));
         let o = vmsa_in(&ours, &args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let p = Command::new("sev-snp-measure")
@@ -103,7 +80,7 @@ fn snp_without_metadata_is_refused() {
         return;
     }
     let o = vmsa_in(
-        &tmpdir("4m"),
+        &TempDir::new("4m"),
         &[
             "--mode",
             "snp",
@@ -125,7 +102,7 @@ fn snp_without_metadata_is_refused() {
 /// `sev_es_save_reset_vector` exits), while plain SEV measures the image.
 #[test]
 fn no_reset_block_is_refused_for_sev_es_and_snp() {
-    let dir = tmpdir("noreset");
+    let dir = TempDir::new("noreset");
     let mut image = vec![0u8; 0x2000];
     let sections = [
         Section::new(0x80_0000, 0x1000, SectionType::SNP_SEC_MEM),
@@ -187,7 +164,7 @@ fn explain_and_json() {
         "--ovmf",
         fw,
     ];
-    let dir = tmpdir("explain");
+    let dir = TempDir::new("explain");
     let plain = vmsa_in(&dir, &base);
     let digest = String::from_utf8_lossy(&plain.stdout).trim().to_owned();
     let mut args = base.to_vec();
@@ -225,7 +202,7 @@ fn explain_and_json() {
 /// so no launch could give the digest; refused, as the launch plan refuses it.
 #[test]
 fn multi_page_secrets_section_is_refused() {
-    let dir = tmpdir("secrets2");
+    let dir = TempDir::new("secrets2");
     let mut image = vec![0u8; 0x2000];
     let sections = [
         Section::new(0x80_0000, 0x1000, SectionType::SNP_SEC_MEM),

@@ -3,8 +3,10 @@
 //! directive kind, random valid files (proptest) — and checked against the file's SNP ID block
 //! through the real `vmsa measure --igvm` binary.
 
+mod common;
 mod igvm_common;
 
+use common::TempDir;
 use igvm::snp_defs::SevVmsa;
 use igvm::{IgvmDirectiveHeader as D, IgvmInitializationHeader as I, IgvmRevision, IsolationType};
 use igvm_common::*;
@@ -15,9 +17,6 @@ use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
 use vmsa_core::measure::{MeasuredItem, NoObserver, PageType};
 use zerocopy::FromZeros;
-
-const SNP: u32 = 0x1;
-const SEV_ES: u32 = 0x2;
 
 fn ours(bytes: &[u8], platform: IgvmPlatformType, native_zero: bool) -> Vec<u8> {
     let file = IgvmFile::parse(bytes).expect("our reader accepts the file");
@@ -41,91 +40,21 @@ fn vmsa(rip: u64) -> Box<SevVmsa> {
     Box::new(v)
 }
 
-fn page(gpa: u64, mask: u32, data: Vec<u8>, t: IgvmPageDataType, flags: IgvmPageDataFlags) -> D {
-    D::PageData {
-        gpa,
-        compatibility_mask: mask,
-        flags,
-        data_type: t,
-        data,
-    }
-}
-
-/// SNP and SEV-ES platforms, a policy, and every directive kind the SNP digest measures.
+/// SNP and SEV-ES platforms, a policy, and every directive kind the SNP digest measures: a
+/// three-page parameter area, 100 bytes in the unmeasured page, CPUID_XF, one VMSA each.
 fn every_kind() -> Vec<u8> {
-    let normal = IgvmPageDataFlags::new();
-    let directives = vec![
-        D::ParameterArea {
-            number_of_bytes: 0x3000,
-            parameter_area_index: 0,
-            initial_data: vec![],
-        },
-        D::VpCount(IGVM_VHS_PARAMETER {
-            parameter_area_index: 0,
-            byte_offset: 0,
-        }),
-        D::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
-            gpa: 0x10_0000,
-            compatibility_mask: SNP | SEV_ES,
-            parameter_area_index: 0,
-        }),
-        page(
-            0x20_0000,
-            SNP | SEV_ES,
-            (0..4096).map(|i| (i * 7) as u8).collect(),
-            IgvmPageDataType::NORMAL,
-            normal,
-        ),
-        page(
-            0x20_1000,
-            SNP | SEV_ES,
-            vec![],
-            IgvmPageDataType::NORMAL,
-            normal,
-        ),
-        page(
-            0x20_2000,
-            SNP,
-            vec![1; 100],
-            IgvmPageDataType::NORMAL,
-            normal.with_unmeasured(true),
-        ),
-        page(0x20_3000, SNP, vec![], IgvmPageDataType::SECRETS, normal),
-        page(0x20_4000, SNP, vec![], IgvmPageDataType::CPUID_DATA, normal),
-        page(0x20_5000, SNP, vec![], IgvmPageDataType::CPUID_XF, normal),
-        page(
-            0x20_6000,
-            SNP,
-            vec![9; 4096],
-            IgvmPageDataType::NORMAL,
-            normal.with_shared(true),
-        ),
-        page(
-            0x30_0000,
-            SEV_ES,
-            vec![5; 4096],
-            IgvmPageDataType::NORMAL,
-            normal,
-        ),
-        D::SnpVpContext {
+    let mut directives = every_kind_pages(0x3000, 100, true);
+    for (mask, rip) in [(SNP, 0xfff0), (SEV_ES, 0x1234)] {
+        directives.push(D::SnpVpContext {
             gpa: 0xFFFF_FFFF_F000,
-            compatibility_mask: SNP,
+            compatibility_mask: mask,
             vp_index: 0,
-            vmsa: vmsa(0xfff0),
-        },
-        D::SnpVpContext {
-            gpa: 0xFFFF_FFFF_F000,
-            compatibility_mask: SEV_ES,
-            vp_index: 0,
-            vmsa: vmsa(0x1234),
-        },
-    ];
+            vmsa: vmsa(rip),
+        });
+    }
     build(
         IgvmRevision::V1,
-        vec![
-            platform(SNP, IgvmPlatformType::SEV_SNP, 0),
-            platform(SEV_ES, IgvmPlatformType::SEV_ES, 0),
-        ],
+        snp_and_sev_es(),
         vec![I::GuestPolicy {
             policy: 0x30000,
             compatibility_mask: SNP,
@@ -350,13 +279,11 @@ fn vmsa_measure(file: &std::path::Path, extra: &[&str]) -> std::process::Output 
 /// expects another one unless told to ignore it.
 #[test]
 fn cli_and_id_block() {
-    let dir = std::env::temp_dir().join(format!("vmsa-igvm-id-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("id");
     // The ID block does not take part in the digest, so measure once with a dummy ld...
     let probe = with_id_block([0; 48]);
     let ld = theirs(&probe, SNP);
-    let good = dir.join("good.igvm");
-    std::fs::write(&good, with_id_block(ld)).unwrap();
+    let good = dir.write("good.igvm", &with_id_block(ld));
     let out = vmsa_measure(&good, &[]);
     assert!(
         out.status.success(),
@@ -366,8 +293,7 @@ fn cli_and_id_block() {
     let hex: String = ld.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
 
-    let bad = dir.join("bad.igvm");
-    std::fs::write(&bad, with_id_block([0xee; 48])).unwrap();
+    let bad = dir.write("bad.igvm", &with_id_block([0xee; 48]));
     let out = vmsa_measure(&bad, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match the SNP_ID_BLOCK"));

@@ -1,25 +1,18 @@
 //! Known-answer tests: every vector and must-fail case of sev-snp-measure 0.0.13's public test
 //! suite (`../shared/fixtures/sev-snp-measure/vectors.json`), run through the real `vmsa measure`
 //! binary with sev-snp-measure's own options.
+mod common;
+
+use common::{TempDir, fixture};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sev-snp-measure")
-}
-
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(fixtures().join("vectors.json")).expect(
+    let text = std::fs::read_to_string(fixture("vectors.json")).expect(
         "../shared/fixtures/sev-snp-measure/vectors.json (the shared fixtures beside the repo)",
     );
     serde_json::from_str(&text).unwrap()
-}
-
-fn empty_file() -> PathBuf {
-    let p = std::env::temp_dir().join(format!("vmsa-empty-{}", std::process::id()));
-    std::fs::write(&p, b"").unwrap();
-    p
 }
 
 /// sev-snp-measure arguments for a vector.
@@ -30,10 +23,7 @@ fn args_for(v: &Value, empty: &Path) -> Vec<String> {
         "--mode".into(),
         s("mode").unwrap(),
         "--ovmf".into(),
-        fixtures()
-            .join(s("firmware").unwrap())
-            .display()
-            .to_string(),
+        fixture(&s("firmware").unwrap()).display().to_string(),
     ];
     if v["mode"] != "sev" {
         a.extend(["--vcpus".into(), v["vcpus"].to_string()]);
@@ -73,7 +63,8 @@ fn vmsa(args: &[String]) -> std::process::Output {
 #[test]
 fn all_19_vectors() {
     let v = vectors();
-    let empty = empty_file();
+    let dir = TempDir::new("empty");
+    let empty = dir.write("empty", b"");
     let list = v["vectors"].as_array().unwrap();
     assert_eq!(list.len(), 19);
     let mut failures = Vec::new();
@@ -98,7 +89,7 @@ fn all_19_vectors() {
 fn snp_ovmf_hash_vector() {
     let v = vectors();
     for h in v["snp_ovmf_hash"].as_array().unwrap() {
-        let fw = fixtures().join(h["firmware"].as_str().unwrap());
+        let fw = fixture(h["firmware"].as_str().unwrap());
         let out = vmsa(&[
             "measure".into(),
             "--mode".into(),
@@ -122,7 +113,8 @@ fn snp_ovmf_hash_vector() {
 #[test]
 fn must_fail_cases() {
     let v = vectors();
-    let empty = empty_file();
+    let dir = TempDir::new("empty");
+    let empty = dir.write("empty", b"");
     for case in v["must_fail"].as_array().unwrap() {
         let mode = case["mode"].as_str().unwrap();
         let mut args = vec![
@@ -130,8 +122,7 @@ fn must_fail_cases() {
             "--mode".into(),
             mode.into(),
             "--ovmf".into(),
-            fixtures()
-                .join(case["firmware"].as_str().unwrap())
+            fixture(case["firmware"].as_str().unwrap())
                 .display()
                 .to_string(),
             "--kernel".into(),
@@ -159,7 +150,7 @@ fn must_fail_cases() {
 
 #[test]
 fn verbose_and_base64_output() {
-    let fw = fixtures().join("ovmf_AmdSev_suffix.bin");
+    let fw = fixture("ovmf_AmdSev_suffix.bin");
     let base = [
         "measure",
         "--mode",
@@ -211,7 +202,7 @@ fn core_launch_digest_equals_the_vectors() {
     use vmsa_core::measure::ovmf::{LaunchMode, launch_digest};
     use vmsa_core::ovmf::OvmfImage;
     use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
-    let image = std::fs::read(fixtures().join("ovmf_AmdSev_suffix.bin")).unwrap();
+    let image = std::fs::read(fixture("ovmf_AmdSev_suffix.bin")).unwrap();
     let fw = OvmfImage::parse(&image).unwrap();
     let empty = SevHashes {
         kernel: SevHashes::sha256(b""),

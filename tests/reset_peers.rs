@@ -9,7 +9,11 @@
 //! - The kvm profile and the model of what KVM makes of QEMU's state agree with the tool where
 //!   the tool has values, and the legacy init (QEMU's `sev-guest` default) differs from what the
 //!   tool assumes (FCW/MXCSR 0).
-use std::process::Command;
+mod common;
+
+use common::{TempDir, fixture, peer_installed};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use vmsa_core::flags::SevFeatures;
 use vmsa_core::kvm_model::{
     FidelityParams, INITIAL_VMSA_GPA, KvmParams, Origin, VmInit, VmmPath, check_vmsa,
@@ -17,52 +21,32 @@ use vmsa_core::kvm_model::{
 use vmsa_core::ovmf::{self, OvmfImage, Section, SectionType, TableEntry};
 use vmsa_core::reset::{CpuSignature, LaunchConfig, LaunchError, SevMode, VmmType, launch_vmsas};
 
-fn peer_installed() -> bool {
-    let ok = Command::new("sev-snp-measure")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "SKIPPED (peer part): sev-snp-measure not installed (pip install sev-snp-measure==0.0.13)"
-        );
-    }
-    ok
-}
+/// SNP with two EPYC-v4 vCPUs, as both sev-snp-measure and `vmsa reset` spell it.
+const SNP_2_EPYC: [&str; 6] = ["--mode", "snp", "--vcpus", "2", "--vcpu-type", "EPYC-v4"];
 
-fn write_image(
-    entries: &[TableEntry<'_>],
-    md: Option<&[Section]>,
-) -> (tempdir::Dir, std::path::PathBuf) {
+/// A 4 KiB firmware image with these table entries and metadata, in a scratch directory.
+fn write_image(entries: &[TableEntry<'_>], md: Option<&[Section]>) -> (TempDir, PathBuf) {
     let mut img = vec![0u8; 4096];
     ovmf::build(&mut img, entries, md).unwrap();
-    let dir = tempdir::Dir::new();
-    let path = dir.0.join("fw.fd");
-    std::fs::write(&path, &img).unwrap();
+    let dir = TempDir::new("fw");
+    let path = dir.write("fw.fd", &img);
     (dir, path)
 }
 
-/// A throwaway directory under the target dir, removed on drop.
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Self {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "vmsa-reset-peers-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            Self(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+/// `sev-snp-measure SNP_2_EPYC --dump-vmsa --ovmf FW`, run in `dir` (where it writes the pages).
+fn peer_dump_vmsa(dir: &Path, fw: &Path) -> Output {
+    Command::new("sev-snp-measure")
+        .args(SNP_2_EPYC)
+        .args(["--dump-vmsa", "--ovmf"])
+        .arg(fw)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The bytes of sev-snp-measure's AmdSev OVMF fixture.
+fn amd_sev() -> Vec<u8> {
+    std::fs::read(fixture("ovmf_AmdSev_suffix.bin")).unwrap()
 }
 
 fn epyc() -> CpuSignature {
@@ -85,38 +69,17 @@ fn snp_without_metadata_is_refused_where_sev_snp_measure_measures_it() {
     let es = LaunchConfig::new(SevMode::SevEs, 2, epyc(), VmmType::Qemu);
     assert!(launch_vmsas(&fw, &es).is_ok());
     if peer_installed() {
-        let out = Command::new("sev-snp-measure")
-            .args([
-                "--mode",
-                "snp",
-                "--vcpus",
-                "2",
-                "--vcpu-type",
-                "EPYC-v4",
-                "--dump-vmsa",
-                "--ovmf",
-            ])
-            .arg(&path)
-            .current_dir(&dir.0)
-            .output()
-            .unwrap();
+        let out = peer_dump_vmsa(&dir, &path);
         assert!(
             out.status.success(),
             "sev-snp-measure 0.0.13 measures it (the peer defect)"
         );
-        assert!(dir.0.join("vmsa1.bin").exists());
+        assert!(dir.join("vmsa1.bin").exists());
     }
     let cli = Command::new(env!("CARGO_BIN_EXE_vmsa"))
-        .args([
-            "reset",
-            "--mode",
-            "snp",
-            "--vcpus",
-            "2",
-            "--vcpu-type",
-            "EPYC-v4",
-            "--ovmf",
-        ])
+        .arg("reset")
+        .args(SNP_2_EPYC)
+        .arg("--ovmf")
         .arg(&path)
         .output()
         .unwrap();
@@ -157,21 +120,7 @@ fn zero_reset_address_is_refused_where_sev_snp_measure_crashes() {
         "{e}"
     );
     if peer_installed() {
-        let out = Command::new("sev-snp-measure")
-            .args([
-                "--mode",
-                "snp",
-                "--vcpus",
-                "2",
-                "--vcpu-type",
-                "EPYC-v4",
-                "--dump-vmsa",
-                "--ovmf",
-            ])
-            .arg(&path)
-            .current_dir(&dir.0)
-            .output()
-            .unwrap();
+        let out = peer_dump_vmsa(&dir, &path);
         assert!(!out.status.success());
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("AttributeError"),
@@ -235,11 +184,7 @@ fn launch_refusals() {
 
 #[test]
 fn vcpu_sig_zero_is_a_signature() {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
-    ))
-    .unwrap();
+    let bytes = amd_sev();
     let fw = OvmfImage::parse(&bytes).unwrap();
     let launch = launch_vmsas(
         &fw,
@@ -260,10 +205,7 @@ fn vcpu_sig_zero_is_a_signature() {
             "--json",
             "--ovmf",
         ])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
-        ))
+        .arg(fixture("ovmf_AmdSev_suffix.bin"))
         .output()
         .unwrap();
     assert!(
@@ -279,11 +221,7 @@ fn vcpu_sig_zero_is_a_signature() {
 /// our own launch VMSAs, which always have both bases 0) do not have the problem.
 #[test]
 fn qemu_tr_base_bug_is_flagged() {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
-    ))
-    .unwrap();
+    let bytes = amd_sev();
     let fw = OvmfImage::parse(&bytes).unwrap();
     let launch = launch_vmsas(
         &fw,
@@ -327,11 +265,7 @@ fn qemu_tr_base_bug_is_flagged() {
 /// init, where KVM puts no FPU state in the VMSA. We model both.
 #[test]
 fn legacy_init_differs_from_what_the_tool_assumes() {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
-    ))
-    .unwrap();
+    let bytes = amd_sev();
     let fw = OvmfImage::parse(&bytes).unwrap();
     let mut cfg = LaunchConfig::new(SevMode::SevEs, 2, epyc(), VmmType::Qemu);
     let init2 = launch_vmsas(&fw, &cfg).unwrap();
@@ -348,11 +282,7 @@ fn legacy_init_differs_from_what_the_tool_assumes() {
 /// KVM_SET_SREGS round trip sets the accessed bit of DS/ES/FS/GS.
 #[test]
 fn kvm_profile_values() {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
-    ))
-    .unwrap();
+    let bytes = amd_sev();
     let fw = OvmfImage::parse(&bytes).unwrap();
     let launch = launch_vmsas(
         &fw,

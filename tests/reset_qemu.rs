@@ -1,14 +1,16 @@
 //! The plain (non-SEV) reset state equals what QEMU shows under KVM: `qemu-system-x86_64 -S
 //! -machine q35,accel=kvm -cpu MODEL -monitor stdio`, `info registers -a`, every vCPU.
 //! Needs `/dev/kvm` and `qemu-system-x86_64`; says SKIPPED when either is missing.
+mod common;
+
+use common::kvm_or_skip;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use vmsa_core::reset::{CpuSignature, architectural_reset};
 use vmsa_core::{VmcbSegment, Vmsa};
 
 fn qemu_available() -> bool {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("SKIPPED: no /dev/kvm");
+    if !kvm_or_skip("QEMU under KVM") {
         return false;
     }
     if Command::new("qemu-system-x86_64")

@@ -26,6 +26,94 @@ pub fn build(
     out
 }
 
+/// The compatibility masks of [`snp_and_sev_es`].
+pub const SNP: u32 = 0x1;
+pub const SEV_ES: u32 = 0x2;
+
+/// SUPPORTED_PLATFORM headers for SNP (mask [`SNP`]) and SEV-ES (mask [`SEV_ES`]).
+pub fn snp_and_sev_es() -> Vec<IgvmPlatformHeader> {
+    vec![
+        platform(SNP, IgvmPlatformType::SEV_SNP, 0),
+        platform(SEV_ES, IgvmPlatformType::SEV_ES, 0),
+    ]
+}
+
+/// A PAGE_DATA directive.
+pub fn page(
+    gpa: u64,
+    mask: u32,
+    data: Vec<u8>,
+    data_type: IgvmPageDataType,
+    flags: IgvmPageDataFlags,
+) -> IgvmDirectiveHeader {
+    IgvmDirectiveHeader::PageData {
+        gpa,
+        compatibility_mask: mask,
+        flags,
+        data_type,
+        data,
+    }
+}
+
+/// Every measured directive kind but VP contexts, for [`snp_and_sev_es`]: a parameter area of
+/// `area_bytes` with the VP count, inserted at 0x10_0000; normal and empty pages for both; for
+/// SNP an unmeasured page with `unmeasured_len` bytes, SECRETS, CPUID_DATA (then CPUID_XF if
+/// `cpuid_xf`) and a shared page; a page for SEV-ES only.
+pub fn every_kind_pages(
+    area_bytes: u64,
+    unmeasured_len: usize,
+    cpuid_xf: bool,
+) -> Vec<IgvmDirectiveHeader> {
+    use IgvmDirectiveHeader as D;
+    use IgvmPageDataType as T;
+    let normal = IgvmPageDataFlags::new();
+    let mut d = vec![
+        D::ParameterArea {
+            number_of_bytes: area_bytes,
+            parameter_area_index: 0,
+            initial_data: vec![],
+        },
+        D::VpCount(IGVM_VHS_PARAMETER {
+            parameter_area_index: 0,
+            byte_offset: 0,
+        }),
+        D::ParameterInsert(IGVM_VHS_PARAMETER_INSERT {
+            gpa: 0x10_0000,
+            compatibility_mask: SNP | SEV_ES,
+            parameter_area_index: 0,
+        }),
+        page(
+            0x20_0000,
+            SNP | SEV_ES,
+            (0..4096).map(|i| (i * 7) as u8).collect(),
+            T::NORMAL,
+            normal,
+        ),
+        page(0x20_1000, SNP | SEV_ES, vec![], T::NORMAL, normal),
+        page(
+            0x20_2000,
+            SNP,
+            vec![1; unmeasured_len],
+            T::NORMAL,
+            normal.with_unmeasured(true),
+        ),
+        page(0x20_3000, SNP, vec![], T::SECRETS, normal),
+        page(0x20_4000, SNP, vec![], T::CPUID_DATA, normal),
+    ];
+    if cpuid_xf {
+        d.push(page(0x20_5000, SNP, vec![], T::CPUID_XF, normal));
+    }
+    d.push(page(
+        0x20_6000,
+        SNP,
+        vec![9; 4096],
+        T::NORMAL,
+        normal.with_shared(true),
+    ));
+    d.push(page(0x30_0000, SEV_ES, vec![5; 4096], T::NORMAL, normal));
+    d
+}
+
 /// A SUPPORTED_PLATFORM header.
 pub fn platform(mask: u32, t: IgvmPlatformType, highest_vtl: u8) -> IgvmPlatformHeader {
     IgvmPlatformHeader::SupportedPlatform(IGVM_VHS_SUPPORTED_PLATFORM {

@@ -1,0 +1,95 @@
+//! Shared by the integration tests (`mod common;`): the fixtures, checks for what a test needs
+//! (each says SKIPPED loudly on stderr when it is missing) and scratch directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A file of sev-snp-measure's fixtures (`../shared/fixtures/sev-snp-measure`, beside the repo).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/sev-snp-measure")
+        .join(name)
+}
+
+/// Runs the `vmsa` binary with `args`: exit code (-1 if killed), stdout and stderr.
+pub fn vmsa_bin(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .args(args)
+        .output()
+        .expect("run vmsa");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Whether the reference peer sev-snp-measure runs; says SKIPPED for the peer part if not.
+pub fn peer_installed() -> bool {
+    let ok = Command::new("sev-snp-measure")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED (peer part): sev-snp-measure not installed (pip install sev-snp-measure==0.0.13)"
+        );
+    }
+    ok
+}
+
+/// Whether `/dev/kvm` exists; says "SKIPPED: no /dev/kvm (`what`)" if not.
+pub fn kvm_or_skip(what: &str) -> bool {
+    let ok = Path::new("/dev/kvm").exists();
+    if !ok {
+        eprintln!("SKIPPED: no /dev/kvm ({what})");
+    }
+    ok
+}
+
+/// A new empty scratch directory (unique per test binary, process and call), removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `$TMPDIR/vmsa-<test binary>-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "vmsa-{}-{tag}-{}-{}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+
+    /// Writes `bytes` to the file `name` in this directory and returns its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
