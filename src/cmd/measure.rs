@@ -404,7 +404,7 @@ impl Firmware {
     /// The image in chunks of whole pages, in order.
     fn stream(&self, mut each: impl FnMut(&[u8])) -> Result<(), Failure> {
         if let Some(map) = &self.map {
-            map.chunks(32 << 20).for_each(each);
+            each(map);
             return Ok(());
         }
         let read_err =
@@ -477,18 +477,22 @@ fn measure(args: &Args) -> Result<(), Failure> {
                     )));
                 }
                 let mut gpa = gpa_ending_at_4g(fw_file.len as usize);
-                // Contents hashes on every core with OpenSSL's assembly SHA-384 (the same
-                // function as the core's `sha2`, checked by tests/measure_props.rs), then
-                // chained in order.
+                // Contents hashes on every core, four pages per AVX2 register (the same
+                // function as the core's `sha2`, checked by tests/measure_props.rs), chained
+                // in order on this thread while the workers hash the pages after them.
                 fw_file.stream(|chunk| {
-                    for h in vmsa_core::measure::parallel::sha384_pages_with(
+                    let chain = |hashes: &[[u8; 48]]| {
+                        for h in hashes {
+                            d.update_with_contents(ItemKind::Firmware, PageType::NORMAL, gpa, *h);
+                            gpa = gpa.wrapping_add(4096);
+                        }
+                    };
+                    vmsa_core::measure::parallel::sha384_pages_ordered(
                         chunk,
                         threads,
-                        openssl::sha::sha384,
-                    ) {
-                        d.update_with_contents(ItemKind::Firmware, PageType::NORMAL, gpa, h);
-                        gpa = gpa.wrapping_add(4096);
-                    }
+                        vmsa_pagehash::sha384_pages,
+                        chain,
+                    );
                 })?;
             }
             if let Some(v) = &vmsas {
