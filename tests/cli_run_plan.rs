@@ -23,9 +23,9 @@ use vmsa_core::igvm::vp::{IgvmLaunch, LaunchEntry};
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::kvm_model::{INITIAL_VMSA_GPA, VmmPath};
 use vmsa_core::launch_plan::{
-    FileDigestDifference, IgvmPlan, LaunchUpdate, OvmfPlan, sev_digest, snp_digest,
+    FileDigestDifference, IgvmPlan, LaunchUpdate, OvmfPlan, PlanError, sev_digest, snp_digest,
 };
-use vmsa_core::measure::igvm::IgvmOptions;
+use vmsa_core::measure::igvm::{IgvmOptions, IgvmProfile};
 use vmsa_core::measure::ovmf::LaunchMode;
 use vmsa_core::measure::{ItemKind, MeasuredItem, Observer, SevHashes};
 use vmsa_core::ovmf::{OvmfImage, SectionType};
@@ -251,6 +251,15 @@ fn igvm_plans_hash_to_vmsa_measures_digest_and_items() {
             let e = entries(&file, t, u32::from(vcpus));
             let plan = IgvmPlan::new(&file, &p, IgvmOptions::default(), &e).unwrap();
             assert_eq!(plan.file_digest_difference(), Ok(()));
+            // A profile that reproduces a measuring tool is no launch.
+            let igvmmeasure = IgvmOptions {
+                profile: IgvmProfile::Igvmmeasure,
+                ..IgvmOptions::default()
+            };
+            assert!(matches!(
+                IgvmPlan::new(&file, &p, igvmmeasure, &e),
+                Err(PlanError::DigestOnlyProfile(IgvmProfile::Igvmmeasure))
+            ));
             let measured = measure(&[
                 "--mode",
                 arg,

@@ -1,7 +1,9 @@
 //! IGVM launch digests: equal to the `igvm` crate's own `measurement::generate_snp_measurement`
 //! (0.5, feature `corim`) on files built with that crate — hand-made files with every measured
 //! directive kind, random valid files (proptest) — and checked against the file's SNP ID block
-//! through the real `vmsa measure --igvm` binary.
+//! through the real `vmsa measure --igvm` binary. SEV/SEV-ES digests recomputed by hand, as
+//! QEMU's `LAUNCH_UPDATE_DATA` sequence makes them (the default) and as igvmmeasure does (its
+//! profile); igvmmeasure's SNP reading checked against the `igvm` crate on the equivalent file.
 
 mod common;
 mod igvm_common;
@@ -14,16 +16,33 @@ use igvm_defs::*;
 use proptest::prelude::*;
 use std::process::Command;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
-use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
+use vmsa_core::measure::igvm::{IgvmMeasureError, IgvmOptions, IgvmProfile, igvm_launch_digest};
 use vmsa_core::measure::{MeasuredItem, NoObserver, PageType};
 use zerocopy::FromZeros;
 
 fn ours(bytes: &[u8], platform: IgvmPlatformType, native_zero: bool) -> Vec<u8> {
+    let options = IgvmOptions {
+        native_zero,
+        ..IgvmOptions::default()
+    };
+    try_ours(bytes, platform, options).unwrap()
+}
+
+fn try_ours(
+    bytes: &[u8],
+    platform: IgvmPlatformType,
+    options: IgvmOptions,
+) -> Result<Vec<u8>, IgvmMeasureError> {
     let file = IgvmFile::parse(bytes).expect("our reader accepts the file");
     let p = file.select(PlatformChoice::Only(platform)).unwrap();
-    let d = igvm_launch_digest(&file, &p, IgvmOptions { native_zero }, NoObserver).unwrap();
-    d.bytes().to_vec()
+    let d = igvm_launch_digest(&file, &p, options, NoObserver)?;
+    Ok(d.bytes().to_vec())
 }
+
+const IGVMMEASURE: IgvmOptions = IgvmOptions {
+    native_zero: false,
+    profile: IgvmProfile::Igvmmeasure,
+};
 
 fn theirs(bytes: &[u8], mask: u32) -> [u8; 48] {
     let file = igvm::IgvmFile::new_from_binary(bytes, Some(IsolationType::Snp)).unwrap();
@@ -43,12 +62,25 @@ fn vmsa(rip: u64) -> Box<SevVmsa> {
 /// SNP and SEV-ES platforms, a policy, and every directive kind the SNP digest measures: a
 /// three-page parameter area, 100 bytes in the unmeasured page, CPUID_XF, one VMSA each.
 fn every_kind() -> Vec<u8> {
-    let mut directives = every_kind_pages(0x3000, 100, true);
-    for (mask, rip) in [(SNP, 0xfff0), (SEV_ES, 0x1234)] {
+    every_kind_as(0x3000, false, [SNP, SEV_ES])
+}
+
+/// [`every_kind`] with an area of `area_bytes`, the shared page made private if `unshare`, and
+/// the two VP contexts (vCPUs 0 and 1) masked `masks`.
+fn every_kind_as(area_bytes: u64, unshare: bool, masks: [u32; 2]) -> Vec<u8> {
+    let mut directives = every_kind_pages(area_bytes, 100, true);
+    if unshare {
+        for d in &mut directives {
+            if let D::PageData { flags, .. } = d {
+                *flags = flags.with_shared(false);
+            }
+        }
+    }
+    for (vp_index, (mask, rip)) in masks.into_iter().zip([0xfff0, 0x1234]).enumerate() {
         directives.push(D::SnpVpContext {
             gpa: 0xFFFF_FFFF_F000,
             compatibility_mask: mask,
-            vp_index: 0,
+            vp_index: vp_index as u16,
             vmsa: vmsa(rip),
         });
     }
@@ -129,22 +161,207 @@ fn native_zero_measures_empty_pages_as_zero_pages() {
     assert_ne!(plain, native);
 }
 
-/// SEV-ES: one SHA-256 over the measured pages' data and the VMSA, as igvmmeasure computes it.
+fn vmsa_page(rip: u64) -> [u8; 4096] {
+    let mut page = [0u8; 4096];
+    page.copy_from_slice(zerocopy::IntoBytes::as_bytes(&*vmsa(rip)));
+    page
+}
+
+/// SEV-ES: one SHA-256 over what QEMU encrypts with `LAUNCH_UPDATE_DATA`, in directive order,
+/// then the VMSA: the page with data, **the empty page as 4 KiB of zeros**, the SEV-ES-only
+/// page, the SEV-ES VP context (the SNP-only pages and context are filtered out by mask; the
+/// parameter insert is not measured on SEV-ES).
 #[test]
 fn sev_es_digest_by_hand() {
     use sha2::{Digest, Sha256};
     let bytes = every_kind();
     let mut h = Sha256::new();
     h.update((0..4096).map(|i| (i * 7) as u8).collect::<Vec<u8>>());
-    // The empty page adds nothing; the SNP-only pages are filtered out.
+    h.update([0u8; 4096]);
     h.update([5u8; 4096]);
-    let mut page = [0u8; 4096];
-    page[..4096].copy_from_slice(zerocopy::IntoBytes::as_bytes(&*vmsa(0x1234)));
-    h.update(page);
+    h.update(vmsa_page(0x1234));
     assert_eq!(
         ours(&bytes, IgvmPlatformType::SEV_ES, false),
         h.finalize().to_vec()
     );
+}
+
+/// The igvmmeasure profile on SEV-ES: the data of the pages that have some (the empty page adds
+/// nothing), and the VMSA of every VP context whatever its mask, so the SNP context too.
+#[test]
+fn sev_es_igvmmeasure_profile_by_hand() {
+    use sha2::{Digest, Sha256};
+    let bytes = every_kind();
+    let mut h = Sha256::new();
+    h.update((0..4096).map(|i| (i * 7) as u8).collect::<Vec<u8>>());
+    h.update([5u8; 4096]);
+    h.update(vmsa_page(0xfff0));
+    h.update(vmsa_page(0x1234));
+    let want = h.finalize().to_vec();
+    assert_eq!(
+        try_ours(&bytes, IgvmPlatformType::SEV_ES, IGVMMEASURE).unwrap(),
+        want
+    );
+    // The command line's --igvm-profile.
+    let dir = TempDir::new("profile");
+    let path = dir.write("every.igvm", &bytes);
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .args([
+            "measure",
+            "--mode",
+            "seves",
+            "--igvm-profile",
+            "igvmmeasure",
+            "--igvm",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hex: String = want.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
+}
+
+/// igvmmeasure's SNP reading is the `igvm` crate's on the file as igvmmeasure sees it: a one-page
+/// parameter area, the shared page private, the SEV-ES VP context as an SNP one.
+#[test]
+fn snp_igvmmeasure_profile_equals_the_igvm_crate_on_the_equivalent_file() {
+    let bytes = every_kind();
+    let seen_as = every_kind_as(0x1000, true, [SNP, SNP]);
+    let got = try_ours(&bytes, IgvmPlatformType::SEV_SNP, IGVMMEASURE).unwrap();
+    assert_eq!(got, theirs(&seen_as, SNP).to_vec());
+    // ... which is not the spec digest.
+    assert_ne!(got, ours(&bytes, IgvmPlatformType::SEV_SNP, false));
+}
+
+/// SEV/SEV-ES: SECRETS and CPUID pages are refused (QEMU refuses them), unmeasured pages are
+/// left out; igvmmeasure hashes the data of both.
+#[test]
+fn sev_es_snp_only_and_unmeasured_pages() {
+    use sha2::{Digest, Sha256};
+    let normal = IgvmPageDataFlags::new();
+    let file = |extra: Vec<D>| {
+        let mut d = vec![page(
+            0x1000,
+            SEV_ES,
+            vec![1; 4096],
+            IgvmPageDataType::NORMAL,
+            normal,
+        )];
+        d.extend(extra);
+        build(IgvmRevision::V1, snp_and_sev_es(), vec![], d)
+    };
+    let unmeasured = file(vec![page(
+        0x2000,
+        SEV_ES,
+        vec![2; 4096],
+        IgvmPageDataType::NORMAL,
+        normal.with_unmeasured(true),
+    )]);
+    let sha = |parts: &[&[u8]]| {
+        let mut h = Sha256::new();
+        parts.iter().for_each(|p| h.update(p));
+        h.finalize().to_vec()
+    };
+    assert_eq!(
+        ours(&unmeasured, IgvmPlatformType::SEV_ES, false),
+        sha(&[&[1; 4096]])
+    );
+    assert_eq!(
+        try_ours(&unmeasured, IgvmPlatformType::SEV_ES, IGVMMEASURE).unwrap(),
+        sha(&[&[1; 4096], &[2; 4096]])
+    );
+    for (t, what) in [
+        (IgvmPageDataType::SECRETS, "secrets"),
+        (IgvmPageDataType::CPUID_DATA, "CPUID"),
+        (IgvmPageDataType::CPUID_XF, "CPUID"),
+    ] {
+        let bytes = file(vec![page(0x3000, SEV_ES, vec![3; 4096], t, normal)]);
+        let err = try_ours(&bytes, IgvmPlatformType::SEV_ES, IgvmOptions::default()).unwrap_err();
+        assert_eq!(
+            err,
+            IgvmMeasureError::SnpOnlyPage {
+                header_index: 3,
+                gpa: 0x3000,
+                what
+            }
+        );
+        assert_eq!(
+            try_ours(&bytes, IgvmPlatformType::SEV_ES, IGVMMEASURE).unwrap(),
+            sha(&[&[1; 4096], &[3; 4096]])
+        );
+    }
+}
+
+fn policy() -> Vec<I> {
+    vec![I::GuestPolicy {
+        policy: 0x30000,
+        compatibility_mask: SNP,
+    }]
+}
+
+/// 2 MiB pages: refused by the spec profile; igvmmeasure measures an empty one as 512 NORMAL
+/// zero pages and cannot measure one with data.
+#[test]
+fn large_pages() {
+    let normal = IgvmPageDataFlags::new().with_is_2mb_page(true);
+    let file = |data: Vec<u8>| {
+        build(
+            IgvmRevision::V1,
+            vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
+            policy(),
+            vec![
+                page(
+                    0x1000,
+                    SNP,
+                    vec![1; 4096],
+                    IgvmPageDataType::NORMAL,
+                    IgvmPageDataFlags::new(),
+                ),
+                page(0x20_0000, SNP, data, IgvmPageDataType::NORMAL, normal),
+            ],
+        )
+    };
+    let empty = file(vec![]);
+    assert!(matches!(
+        try_ours(&empty, IgvmPlatformType::SEV_SNP, IgvmOptions::default()),
+        Err(IgvmMeasureError::LargePage { gpa: 0x20_0000, .. })
+    ));
+    // The same 512 pages, one directive each, as the `igvm` crate measures them.
+    let mut pages = vec![page(
+        0x1000,
+        SNP,
+        vec![1; 4096],
+        IgvmPageDataType::NORMAL,
+        IgvmPageDataFlags::new(),
+    )];
+    pages.extend((0..512).map(|i| {
+        page(
+            0x20_0000 + i * 4096,
+            SNP,
+            vec![],
+            IgvmPageDataType::NORMAL,
+            IgvmPageDataFlags::new(),
+        )
+    }));
+    let small = build(
+        IgvmRevision::V1,
+        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
+        policy(),
+        pages,
+    );
+    assert_eq!(
+        try_ours(&empty, IgvmPlatformType::SEV_SNP, IGVMMEASURE).unwrap(),
+        theirs(&small, SNP).to_vec()
+    );
+    assert!(matches!(
+        try_ours(&file(vec![2; 4096]), IgvmPlatformType::SEV_SNP, IGVMMEASURE),
+        Err(IgvmMeasureError::LargePageWithData { gpa: 0x20_0000, .. })
+    ));
 }
 
 #[derive(Debug, Clone)]

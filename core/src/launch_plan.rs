@@ -32,7 +32,7 @@
 
 use crate::igvm::vp::{LaunchEntry, Source as VpSource};
 use crate::igvm::{At, Header, IgvmFile, Platform, VpContextData};
-use crate::measure::igvm::{IgvmMeasureError, IgvmOptions};
+use crate::measure::igvm::{IgvmMeasureError, IgvmOptions, IgvmProfile};
 use crate::measure::ovmf::{
     LaunchDigestError, LaunchMode, SectionPolicy, check_launch_inputs, sev_hash_table,
 };
@@ -130,6 +130,12 @@ pub enum PlanError {
         /// Area index.
         index: u32,
     },
+    /// A digest profile that reproduces a measuring tool, not a launch.
+    #[error(
+        "the IGVM profile {} reproduces a measuring tool's digest; a launch follows the spec profile",
+        .0.name()
+    )]
+    DigestOnlyProfile(IgvmProfile),
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -397,6 +403,9 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
             IgvmPlatformType::SEV_ES => false,
             other => return Err(PlanError::NotSevEsOrSnp(other.0)),
         };
+        if options.profile != IgvmProfile::Spec {
+            return Err(PlanError::DigestOnlyProfile(options.profile));
+        }
         if vmsas.is_empty() {
             return Err(PlanError::NoVcpus);
         }
@@ -422,6 +431,28 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
                     return Err(IgvmMeasureError::LargePage {
                         header_index,
                         gpa: p.gpa,
+                    }
+                    .into());
+                }
+                Header::PageData(p)
+                    if !snp
+                        && !p.flags.shared()
+                        && matches!(
+                            p.data_type,
+                            IgvmPageDataType::SECRETS
+                                | IgvmPageDataType::CPUID_DATA
+                                | IgvmPageDataType::CPUID_XF
+                        ) =>
+                {
+                    let what = if p.data_type == IgvmPageDataType::SECRETS {
+                        "secrets"
+                    } else {
+                        "CPUID"
+                    };
+                    return Err(IgvmMeasureError::SnpOnlyPage {
+                        header_index,
+                        gpa: p.gpa,
+                        what,
                     }
                     .into());
                 }
@@ -465,8 +496,11 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
                     .data
                     .map_or(UpdateSource::Zero, |d| UpdateSource::Bytes(&d[..]));
                 let page_type = if !self.snp {
-                    // SEV-ES (igvmmeasure): the data of every page that has some.
-                    p.data?;
+                    // SEV-ES (QEMU): every page but the unmeasured ones is encrypted in place,
+                    // a page without data as the zeros `load_igvm` left there.
+                    if p.flags.unmeasured() {
+                        return None;
+                    }
                     None
                 } else {
                     Some(match p.data_type {
@@ -663,7 +697,12 @@ pub fn sev_digest<'u, O: Observer>(
             (ItemKind::Vmsa { cpu }, UpdateSource::Vmsa { vmsa, .. }) => d.update_vmsa(cpu, vmsa),
             (kind, UpdateSource::Vmsa { vmsa, .. }) => d.update_data(kind, u.gpa, vmsa.as_bytes()),
             (kind, UpdateSource::Bytes(b)) => d.update_data(kind, u.gpa, b),
-            // SEV-ES plans only hold bytes and VMSAs.
+            // An IGVM page without data: encrypted in place as zeros.
+            (kind, UpdateSource::Zero) => {
+                let zeros = [0u8; PAGE_SIZE as usize];
+                d.update_data(kind, u.gpa, zeros.get(..u.len as usize).unwrap_or(&zeros));
+            }
+            // SEV-ES plans hold no CPUID page and no loaded parameter area.
             _ => {}
         }
     }

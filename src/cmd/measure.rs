@@ -88,6 +88,18 @@ pub struct Args {
     /// IGVM: report the digest even when the file's SNP_ID_BLOCK expects another one.
     #[arg(long, requires = "igvm")]
     pub ignore_idblock: bool,
+    /// IGVM: whose reading of the file to follow: `spec` (what QEMU + KVM launch; SNP as the
+    /// `igvm` crate measures) or `igvmmeasure` (coconut-svsm's tool, its defects included).
+    #[arg(long, requires = "igvm", value_name = "PROFILE", default_value = "spec", value_parser = parse_igvm_profile)]
+    pub igvm_profile: vmsa_core::measure::igvm::IgvmProfile,
+}
+
+fn parse_igvm_profile(s: &str) -> Result<vmsa_core::measure::igvm::IgvmProfile, String> {
+    use vmsa_core::measure::igvm::IgvmProfile;
+    IgvmProfile::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = IgvmProfile::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown IGVM profile {s:?} (known: {})", names.join(", "))
+    })
 }
 
 /// A measurement mode.
@@ -546,6 +558,7 @@ fn measure_igvm(
         .map_err(|e| fail(format!("{}: {e}", path.display())))?;
     let options = IgvmOptions {
         native_zero: args.native_zero,
+        profile: args.igvm_profile,
     };
     let d = igvm_launch_digest(&file, &platform, options, items)
         .map_err(|e| fail(format!("{}: {e}", path.display())))?;

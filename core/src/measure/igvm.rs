@@ -15,19 +15,31 @@
 //! | `VP_CONTEXT` (SEV-ES/SNP VMSA) | VMSA at the directive's GPA |
 //! | `SNP_ID_BLOCK` | its `ld` is compared with the result |
 //!
-//! Where the peers disagree, and what we do:
+//! Where the peers disagree, and what we do ([`IgvmProfile::Spec`], the default):
 //! - igvmmeasure (coconut-svsm `tools/igvmmeasure`) measures a `PARAMETER_INSERT` as **one** page
 //!   whatever the area size, while QEMU (`qigvm_directive_parameter_insert` →
 //!   `set_guest_state(…, UNMEASURED)` over the whole area) and the `igvm` crate measure every page.
 //!   igvmmeasure is wrong for areas over 4 KiB; we measure every page.
-//! - igvmmeasure measures `shared` pages and does not check a VP context's mask; the `igvm` crate
-//!   skips shared pages and filters by mask. We follow the `igvm` crate.
+//! - igvmmeasure and QEMU (`qigvm_type_to_cgs_type` never reads the flag) measure `shared` pages,
+//!   against the spec ("host visible … not part of the launch measurement"); the `igvm` crate
+//!   skips them, as we do. igvmmeasure also measures the VMSA of every VP context whatever its
+//!   compatibility mask (and so another platform's); we and the crate filter by mask.
 //! - 2 MiB pages are measured as one 4 KiB page by the `igvm` crate and as 512 pages by
-//!   igvmmeasure; KVM's `SNP_LAUNCH_UPDATE` of a 2 MiB region would measure 512. We refuse them
-//!   ([`IgvmMeasureError::LargePage`]) rather than pick one.
+//!   igvmmeasure and QEMU + KVM (which also get only 4 KiB of file data for them from the `igvm`
+//!   library); we refuse them ([`IgvmMeasureError::LargePage`]) rather than pick one.
+//! - QEMU measures a `PARAMETER_INSERT` ahead of the run of `PAGE_DATA` just before it (it sends
+//!   page runs late); we measure file order, as the crate, igvmmeasure and our own launch do.
 //!
-//! SEV and SEV-ES use one SHA-256 as igvmmeasure does: the data of every measured page (a page
-//! without data adds nothing) and, for SEV-ES, each VMSA page in directive order.
+//! SEV and SEV-ES use one SHA-256 over what `KVM_SEV_LAUNCH_UPDATE_DATA` encrypts, in directive
+//! order, as QEMU (`cgs_set_guest_state` → `sev_launch_update_data`) launches a file: the data of
+//! every page, zero-padded to 4 KiB, **a page of zeros for a page without data** (the spec: "a
+//! normal private page with zeros as contents"), nothing for an `unmeasured` page (QEMU leaves
+//! it in plaintext and sends no command), then for SEV-ES each VMSA page. SECRETS and CPUID pages
+//! exist only on SNP: QEMU refuses them on SEV/SEV-ES ("attempt to configure secrets page, but
+//! SEV-SNP is not supported"), and so do we ([`IgvmMeasureError::SnpOnlyPage`]).
+//!
+//! [`IgvmProfile::Igvmmeasure`] reproduces coconut-svsm's `igvmmeasure` instead, including its
+//! defects (each marked in [`IgvmProfile`]), so that digests published with it can be checked.
 
 use super::sev::SevDigest;
 use super::snp::{PAGE_SIZE, PageType, SnpDigest, sha384, sha384_zero_page};
@@ -41,6 +53,49 @@ pub struct IgvmOptions {
     /// Measure NORMAL pages without data as ZERO pages (igvmmeasure `--native-zero`) instead of
     /// NORMAL pages of zeros.
     pub native_zero: bool,
+    /// Whose reading of the file the digest follows.
+    pub profile: IgvmProfile,
+}
+
+/// Whose reading of an IGVM file the digest follows (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum IgvmProfile {
+    /// The IGVM specification, which is what QEMU + KVM launch (SNP: as the `igvm` crate's
+    /// `generate_snp_measurement`; SEV/SEV-ES: as QEMU's `LAUNCH_UPDATE_DATA` sequence), and what
+    /// `vmsa run --launch` sends.
+    #[default]
+    Spec,
+    /// coconut-svsm `igvmmeasure` (`tools/igvmmeasure/src/igvm_measure.rs`), defects included:
+    /// - SNP: a `PARAMETER_INSERT` is **one** UNMEASURED page whatever the area size (QEMU and
+    ///   the spec: every page); `shared` pages are measured as private ones (the spec: not
+    ///   measured); an empty 2 MiB page is 512 pages (one with data makes igvmmeasure panic: we
+    ///   refuse it).
+    /// - SEV/SEV-ES: the data of every page whatever its type or flags (unmeasured, SECRETS and
+    ///   CPUID included) and **nothing for a page without data** (QEMU encrypts, and so measures,
+    ///   a page of zeros).
+    /// - Every platform: the VMSA of **every** VP context in the file, whatever its compatibility
+    ///   mask, in place at its GPA, also on plain SEV.
+    Igvmmeasure,
+}
+
+impl IgvmProfile {
+    /// Every profile, in the order the command line lists them.
+    pub const ALL: [Self; 2] = [Self::Spec, Self::Igvmmeasure];
+
+    /// The profile's command-line name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Spec => "spec",
+            Self::Igvmmeasure => "igvmmeasure",
+        }
+    }
+
+    /// The profile named `name` (as [`IgvmProfile::name`] spells it, any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
 }
 
 /// An IGVM file cannot be measured.
@@ -49,13 +104,37 @@ pub struct IgvmOptions {
 pub enum IgvmMeasureError {
     /// A 2 MiB `PAGE_DATA`; see the module docs.
     #[error(
-        "IGVM header {header_index}: 2 MiB page at GPA {gpa:#x}: the peers measure 2 MiB pages differently (igvm: one 4 KiB page, igvmmeasure: 512 pages), so it is refused"
+        "IGVM header {header_index}: 2 MiB page at GPA {gpa:#x}: the peers measure 2 MiB pages differently (igvm: one 4 KiB page, igvmmeasure and QEMU: 512 pages), so it is refused"
     )]
     LargePage {
         /// Header index.
         header_index: u32,
         /// Its GPA.
         gpa: u64,
+    },
+    /// igvmmeasure profile: a 2 MiB page with data (igvmmeasure asserts that such a page has
+    /// 2 MiB of data, which the file format cannot give, and panics).
+    #[error(
+        "IGVM header {header_index}: 2 MiB page with data at GPA {gpa:#x}: igvmmeasure cannot measure it (it panics)"
+    )]
+    LargePageWithData {
+        /// Header index.
+        header_index: u32,
+        /// Its GPA.
+        gpa: u64,
+    },
+    /// A SECRETS or CPUID page for an SEV or SEV-ES platform: those pages exist only on SNP, and
+    /// QEMU refuses the file.
+    #[error(
+        "IGVM header {header_index}: {what} page at GPA {gpa:#x} for an SEV/SEV-ES platform: only SNP has them (QEMU: \"attempt to configure {what} page, but SEV-SNP is not supported\")"
+    )]
+    SnpOnlyPage {
+        /// Header index.
+        header_index: u32,
+        /// Its GPA.
+        gpa: u64,
+        /// "secrets" or "CPUID".
+        what: &'static str,
     },
     /// A `PARAMETER_INSERT` of an area that was not declared (the reader checks this; kept so the
     /// digest never assumes it).
@@ -130,9 +209,16 @@ pub fn igvm_launch_digest<O: Observer>(
     } else {
         Sink::Sev(SevDigest::with_observer(observer))
     };
-    for entry in file.directives(mask) {
+    let igvmmeasure = options.profile == IgvmProfile::Igvmmeasure;
+    // igvmmeasure measures VP contexts of every mask: walk them all, and filter the rest below.
+    for entry in file.directives(if igvmmeasure { u32::MAX } else { mask }) {
         let header_index = entry.at.index;
         let kind = ItemKind::IgvmDirective { header_index };
+        match entry.header {
+            Header::VpContext(_) if igvmmeasure => {}
+            _ if !entry.header.applies_to(mask) => continue,
+            _ => {}
+        }
         match entry.header {
             Header::ParameterArea(a) => {
                 areas
@@ -140,36 +226,74 @@ pub fn igvm_launch_digest<O: Observer>(
                     .map_err(|_| IgvmMeasureError::TooManyParameterAreas { header_index })?;
             }
             Header::PageData(p) => {
-                if p.flags.shared() {
+                if p.flags.shared() && !igvmmeasure {
                     continue;
                 }
-                if p.flags.is_2mb_page() {
-                    return Err(IgvmMeasureError::LargePage {
+                let data = p.data.map(|d| &d[..]);
+                let pages = match (p.flags.is_2mb_page(), igvmmeasure, data) {
+                    (false, _, _) => 1,
+                    (true, true, None) => 512,
+                    (true, true, Some(_)) => {
+                        return Err(IgvmMeasureError::LargePageWithData {
+                            header_index,
+                            gpa: p.gpa,
+                        });
+                    }
+                    (true, false, _) => {
+                        return Err(IgvmMeasureError::LargePage {
+                            header_index,
+                            gpa: p.gpa,
+                        });
+                    }
+                };
+                if p.gpa.checked_add(pages * PAGE_SIZE).is_none() {
+                    return Err(IgvmMeasureError::Range {
                         header_index,
                         gpa: p.gpa,
+                        len: pages * PAGE_SIZE,
                     });
                 }
-                let data = p.data.map(|d| &d[..]);
-                match &mut sink {
-                    Sink::Snp(d) => {
-                        let (ty, contents) = match p.data_type {
-                            IgvmPageDataType::SECRETS => (PageType::SECRETS, [0; 48]),
-                            IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF => {
-                                (PageType::CPUID, [0; 48])
+                for gpa in (0..pages).map(|i| p.gpa + i * PAGE_SIZE) {
+                    match &mut sink {
+                        Sink::Snp(d) => {
+                            let (ty, contents) = match p.data_type {
+                                IgvmPageDataType::SECRETS => (PageType::SECRETS, [0; 48]),
+                                IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF => {
+                                    (PageType::CPUID, [0; 48])
+                                }
+                                _ if p.flags.unmeasured() => (PageType::UNMEASURED, [0; 48]),
+                                _ => match data {
+                                    Some(bytes) => (PageType::NORMAL, sha384(bytes)),
+                                    None if options.native_zero => (PageType::ZERO, [0; 48]),
+                                    None => (PageType::NORMAL, sha384_zero_page()),
+                                },
+                            };
+                            d.update_with_contents(kind, ty, gpa, contents);
+                        }
+                        Sink::Sev(d) if igvmmeasure => {
+                            // Every page's data, whatever its type; nothing for an empty page.
+                            if let Some(bytes) = data {
+                                d.update_data(kind, gpa, bytes);
                             }
-                            _ if p.flags.unmeasured() => (PageType::UNMEASURED, [0; 48]),
-                            _ => match data {
-                                Some(bytes) => (PageType::NORMAL, sha384(bytes)),
-                                None if options.native_zero => (PageType::ZERO, [0; 48]),
-                                None => (PageType::NORMAL, sha384_zero_page()),
-                            },
-                        };
-                        d.update_with_contents(kind, ty, p.gpa, contents);
-                    }
-                    Sink::Sev(d) => {
-                        // igvmmeasure: every measured page's data, nothing for an empty page.
-                        if let Some(bytes) = data {
-                            d.update_data(kind, p.gpa, bytes);
+                        }
+                        Sink::Sev(d) => {
+                            let what = match p.data_type {
+                                IgvmPageDataType::SECRETS => Some("secrets"),
+                                IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF => {
+                                    Some("CPUID")
+                                }
+                                _ => None,
+                            };
+                            if let Some(what) = what {
+                                return Err(IgvmMeasureError::SnpOnlyPage {
+                                    header_index,
+                                    gpa,
+                                    what,
+                                });
+                            }
+                            if !p.flags.unmeasured() {
+                                d.update_data(kind, gpa, data.unwrap_or(&ZERO_PAGE));
+                            }
                         }
                     }
                 }
@@ -191,6 +315,8 @@ pub fn igvm_launch_digest<O: Observer>(
                         len: size,
                     });
                 }
+                // igvmmeasure measures the first page only.
+                let size = if igvmmeasure { PAGE_SIZE } else { size };
                 if let Sink::Snp(d) = &mut sink {
                     let mut off = 0;
                     while off < size {
@@ -206,7 +332,7 @@ pub fn igvm_launch_digest<O: Observer>(
                             d.update_with_contents(kind, PageType::VMSA, vp.gpa, sha384(page));
                         }
                         Sink::Sev(d) => {
-                            if platform.platform_type == IgvmPlatformType::SEV_ES {
+                            if igvmmeasure || platform.platform_type == IgvmPlatformType::SEV_ES {
                                 d.update_data(kind, vp.gpa, page);
                             }
                         }
@@ -234,6 +360,9 @@ pub fn igvm_launch_digest<O: Observer>(
         id_block_ld,
     })
 }
+
+/// What a page without data holds.
+static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
 enum Sink<O: Observer> {
     Snp(SnpDigest<O>),
