@@ -31,7 +31,7 @@
 //! when it is made.
 
 use crate::igvm::vp::{LaunchEntry, Source as VpSource};
-use crate::igvm::{At, Header, IgvmFile, Platform, VpContextData};
+use crate::igvm::{At, Entry, Header, IgvmFile, PageData, Platform, VpContextData};
 use crate::measure::igvm::{IgvmMeasureError, IgvmOptions, IgvmProfile};
 use crate::measure::ovmf::{
     LaunchDigestError, LaunchMode, SectionPolicy, check_launch_inputs, sev_hash_table,
@@ -130,6 +130,18 @@ pub enum PlanError {
         /// Area index.
         index: u32,
     },
+    /// The qemu profile: a header type QEMU's IGVM loader has no handler for (it refuses the
+    /// file whatever the header's compatibility mask: "IGVM: Unknown header type encountered").
+    #[error("{at}: QEMU's IGVM loader refuses header type {typ:#x} (whatever its mask)")]
+    QemuUnknownHeader {
+        /// The header.
+        at: At,
+        /// Its type.
+        typ: u32,
+    },
+    /// The qemu profile with `native_zero`: QEMU always sends empty pages as NORMAL.
+    #[error("QEMU measures pages without data as NORMAL pages of zeros, never as ZERO pages")]
+    QemuNativeZero,
     /// A digest profile that reproduces a measuring tool, not a launch.
     #[error(
         "the IGVM profile {} reproduces a measuring tool's digest; a launch follows the spec profile",
@@ -403,8 +415,39 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
             IgvmPlatformType::SEV_ES => false,
             other => return Err(PlanError::NotSevEsOrSnp(other.0)),
         };
-        if options.profile != IgvmProfile::Spec {
-            return Err(PlanError::DigestOnlyProfile(options.profile));
+        let qemu = match options.profile {
+            IgvmProfile::Spec => false,
+            IgvmProfile::Qemu if options.native_zero => return Err(PlanError::QemuNativeZero),
+            IgvmProfile::Qemu => true,
+            IgvmProfile::Igvmmeasure => return Err(PlanError::DigestOnlyProfile(options.profile)),
+        };
+        if qemu {
+            // QEMU 10.1/10.2 `qigvm_handler`: directive and initialization headers it has no
+            // handler for are refused before any mask check.
+            use igvm_defs::IgvmVariableHeaderType as T;
+            const HANDLED: [T; 10] = [
+                T::IGVM_VHT_PAGE_DATA,
+                T::IGVM_VHT_VP_CONTEXT,
+                T::IGVM_VHT_PARAMETER_AREA,
+                T::IGVM_VHT_PARAMETER_INSERT,
+                T::IGVM_VHT_MEMORY_MAP,
+                T::IGVM_VHT_VP_COUNT_PARAMETER,
+                T::IGVM_VHT_ENVIRONMENT_INFO_PARAMETER,
+                T::IGVM_VHT_REQUIRED_MEMORY,
+                T::IGVM_VHT_SNP_ID_BLOCK,
+                T::IGVM_VHT_GUEST_POLICY,
+            ];
+            for e in file.headers() {
+                let typ = e.header.typ();
+                if crate::igvm::header::section_of(typ) != Some(crate::igvm::Section::Platform)
+                    && !HANDLED.contains(&typ)
+                {
+                    return Err(PlanError::QemuUnknownHeader {
+                        at: e.at,
+                        typ: typ.0,
+                    });
+                }
+            }
         }
         if vmsas.is_empty() {
             return Err(PlanError::NoVcpus);
@@ -427,7 +470,13 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
         for entry in file.directives(plan.mask) {
             let header_index = entry.at.index;
             match entry.header {
-                Header::PageData(p) if !p.flags.shared() && p.flags.is_2mb_page() => {
+                // QEMU sends a 2 MiB NORMAL page as 512 pages; whether the firmware takes 512
+                // SECRETS or CPUID pages is not known, so those stay refused.
+                Header::PageData(p)
+                    if p.flags.is_2mb_page()
+                        && !(qemu && p.data_type == IgvmPageDataType::NORMAL)
+                        && (qemu || !p.flags.shared()) =>
+                {
                     return Err(IgvmMeasureError::LargePage {
                         header_index,
                         gpa: p.gpa,
@@ -436,7 +485,7 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
                 }
                 Header::PageData(p)
                     if !snp
-                        && !p.flags.shared()
+                        && (qemu || !p.flags.shared())
                         && matches!(
                             p.data_type,
                             IgvmPageDataType::SECRETS
@@ -490,11 +539,15 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
         let kind = ItemKind::IgvmDirective {
             header_index: at.index,
         };
+        let qemu = self.options.profile == IgvmProfile::Qemu;
         match *header {
-            Header::PageData(p) if !p.flags.shared() => {
+            // QEMU measures `shared` pages too (it never reads the flag).
+            Header::PageData(p) if qemu || !p.flags.shared() => {
                 let source = p
                     .data
                     .map_or(UpdateSource::Zero, |d| UpdateSource::Bytes(&d[..]));
+                // A 2 MiB page (qemu profile only): its 4 KiB of data, then zeros.
+                let len = p.size();
                 let page_type = if !self.snp {
                     // SEV-ES (QEMU): every page but the unmeasured ones is encrypted in place,
                     // a page without data as the zeros `load_igvm` left there.
@@ -509,7 +562,7 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
                             return Some(LaunchUpdate {
                                 kind,
                                 gpa: p.gpa,
-                                len: PAGE_SIZE,
+                                len,
                                 page_type: Some(PageType::CPUID),
                                 source: UpdateSource::Cpuid,
                             });
@@ -522,7 +575,7 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
                 Some(LaunchUpdate {
                     kind,
                     gpa: p.gpa,
-                    len: PAGE_SIZE,
+                    len,
                     page_type,
                     source,
                 })
@@ -546,10 +599,17 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
     where
         'a: 'f,
     {
-        let pages = self
-            .file
-            .directives(self.mask)
-            .filter_map(|e| self.directive(e.at, &e.header));
+        let directives = self.file.directives(self.mask);
+        let pages = if self.options.profile == IgvmProfile::Qemu {
+            Order::Qemu(QemuOrder {
+                plan: self,
+                main: directives,
+                inserts: None,
+                run: None,
+            })
+        } else {
+            Order::File(directives.filter_map(|e| self.directive(e.at, &e.header)))
+        };
         let snp = self.snp;
         let vmsas = self.vmsas.iter().map(move |e| {
             let kind = match e.source {
@@ -629,6 +689,132 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
     }
 }
 
+/// The page updates in file order, or in QEMU's.
+enum Order<F, Q> {
+    File(F),
+    Qemu(Q),
+}
+
+impl<T, F: Iterator<Item = T>, Q: Iterator<Item = T>> Iterator for Order<F, Q> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Self::File(f) => f.next(),
+            Self::Qemu(q) => q.next(),
+        }
+    }
+}
+
+/// QEMU's order of an IGVM file's page updates (`backends/igvm.c`): `qigvm_process_mem_page`
+/// gathers a run of `PAGE_DATA` (consecutive headers, contiguous GPAs, equal flags, type and
+/// mask, all with data or all without) and sends it only when the next page breaks it, or at the
+/// end of the file, while `qigvm_directive_parameter_insert` sends its area at once. So the
+/// inserts between a run and the next page go first, then the run. VP contexts are not sent here
+/// (KVM measures the VMSAs last). Allocation-free: clones of the directive iterator walk ahead.
+struct QemuOrder<'p, 'f, 'a, I> {
+    plan: &'p IgvmPlan<'f, 'a>,
+    /// The next directive not yet handled: the first header of a run, or before the first run.
+    main: I,
+    /// After a run: the directives up to (not including) header `.1`, whose inserts go first.
+    inserts: Option<(I, u32)>,
+    /// The run to send after those inserts: its first page, and how many pages.
+    run: Option<(I, u32)>,
+}
+
+/// Whether QEMU adds the page `p` (header `at`) to the run whose last page is `prev`.
+fn joins_run(prev: &PageData<'_>, prev_at: At, p: &PageData<'_>, at: At) -> bool {
+    prev_at.index.checked_add(1) == Some(at.index)
+        && prev.data.is_some() == p.data.is_some()
+        && prev.flags == p.flags
+        && prev.data_type == p.data_type
+        && prev.compatibility_mask == p.compatibility_mask
+        && prev.gpa.checked_add(prev.size()) == Some(p.gpa)
+}
+
+impl<'a, I> Iterator for QemuOrder<'_, '_, 'a, I>
+where
+    I: Iterator<Item = Entry<'a>> + Clone,
+{
+    type Item = LaunchUpdate<'a>;
+
+    fn next(&mut self) -> Option<LaunchUpdate<'a>> {
+        loop {
+            if let Some((it, stop)) = &mut self.inserts {
+                match it.next() {
+                    Some(e) if e.at.index < *stop => {
+                        if let Header::ParameterInsert(_) = e.header {
+                            if let Some(u) = self.plan.directive(e.at, &e.header) {
+                                return Some(u);
+                            }
+                        }
+                    }
+                    _ => self.inserts = None,
+                }
+                continue;
+            }
+            if let Some((it, left)) = &mut self.run {
+                match (*left).checked_sub(1).and_then(|l| Some((l, it.next()?))) {
+                    Some((l, e)) => {
+                        *left = l;
+                        if let Some(u) = self.plan.directive(e.at, &e.header) {
+                            return Some(u);
+                        }
+                    }
+                    None => self.run = None,
+                }
+                continue;
+            }
+            let run_start = self.main.clone();
+            let e = self.main.next()?;
+            match e.header {
+                Header::PageData(first) => {
+                    let (mut prev, mut prev_at, mut pages) = (first, e.at, 1u32);
+                    loop {
+                        let before = self.main.clone();
+                        match self.main.next() {
+                            Some(n) => match n.header {
+                                Header::PageData(p) if joins_run(&prev, prev_at, &p, n.at) => {
+                                    (prev, prev_at) = (p, n.at);
+                                    pages = pages.saturating_add(1);
+                                }
+                                _ => {
+                                    self.main = before;
+                                    break;
+                                }
+                            },
+                            None => break,
+                        }
+                    }
+                    // Up to the next page (which flushes the run), or the end of the file.
+                    let after_run = self.main.clone();
+                    let mut stop = u32::MAX;
+                    loop {
+                        let before = self.main.clone();
+                        match self.main.next() {
+                            Some(n) if matches!(n.header, Header::PageData(_)) => {
+                                stop = n.at.index;
+                                self.main = before;
+                                break;
+                            }
+                            Some(_) => {}
+                            None => break,
+                        }
+                    }
+                    self.inserts = Some((after_run, stop));
+                    self.run = Some((run_start, pages));
+                }
+                // Before the first page: sent at once.
+                Header::ParameterInsert(_) => {
+                    if let Some(u) = self.plan.directive(e.at, &e.header) {
+                        return Some(u);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Hashing a plan
 // ------------------------------------------------------------------------------------------------
@@ -696,11 +882,29 @@ pub fn sev_digest<'u, O: Observer>(
             }
             (ItemKind::Vmsa { cpu }, UpdateSource::Vmsa { vmsa, .. }) => d.update_vmsa(cpu, vmsa),
             (kind, UpdateSource::Vmsa { vmsa, .. }) => d.update_data(kind, u.gpa, vmsa.as_bytes()),
-            (kind, UpdateSource::Bytes(b)) => d.update_data(kind, u.gpa, b),
-            // An IGVM page without data: encrypted in place as zeros.
-            (kind, UpdateSource::Zero) => {
+            // Bytes, then zeros up to the length (an IGVM 2 MiB page: 4 KiB of data), in 4 KiB
+            // pieces; an IGVM page without data is encrypted in place as zeros.
+            (kind, UpdateSource::Bytes(_) | UpdateSource::Zero) => {
                 let zeros = [0u8; PAGE_SIZE as usize];
-                d.update_data(kind, u.gpa, zeros.get(..u.len as usize).unwrap_or(&zeros));
+                let data = match u.source {
+                    UpdateSource::Bytes(b) => b,
+                    _ => &[],
+                };
+                let mut off = 0u64;
+                while off < u.len.max(data.len() as u64) {
+                    let piece = data.get(off as usize..).unwrap_or_default();
+                    let piece = match piece.len() {
+                        0 => {
+                            let n = (u.len - off).min(PAGE_SIZE) as usize;
+                            zeros.get(..n).unwrap_or(&zeros)
+                        }
+                        // Firmware-sized updates are hashed in one piece, as before.
+                        _ if off == 0 => piece,
+                        _ => piece.get(..PAGE_SIZE as usize).unwrap_or(piece),
+                    };
+                    d.update_data(kind, u.gpa.wrapping_add(off), piece);
+                    off += piece.len() as u64;
+                }
             }
             // SEV-ES plans hold no CPUID page and no loaded parameter area.
             _ => {}

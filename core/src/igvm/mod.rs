@@ -220,7 +220,7 @@ impl<'a> IgvmFile<'a> {
 
     /// The directives that apply to the platform with mask `mask`, in file order. Parameter
     /// areas and parameter usages have no mask and are always included (as `igvm` 0.5 does).
-    pub fn directives(&self, mask: u32) -> impl Iterator<Item = Entry<'a>> + '_ {
+    pub fn directives(&self, mask: u32) -> impl Iterator<Item = Entry<'a>> + Clone + '_ {
         self.headers().filter(move |e| {
             section_of(e.header.typ()) == Some(Section::Directive)
                 && !matches!(e.header, Header::Skipped(_))

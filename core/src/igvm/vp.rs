@@ -22,7 +22,7 @@ use super::header::VpContextData;
 use super::platform::Platform;
 use super::{IgvmFile, platform_name};
 use crate::flags::SevFeatures;
-use crate::kvm_model::{Fidelity, FidelityParams, INITIAL_VMSA_GPA, VmmPath, check_vmsa};
+use crate::kvm_model::{Fidelity, FidelityParams, INITIAL_VMSA_GPA, Origin, VmmPath, check_vmsa};
 use crate::reset::{self, BSP_RESET_EIP, LaunchConfig, LaunchError, SevMode};
 use crate::vmsa::Vmsa;
 use igvm_defs::IgvmPlatformType;
@@ -94,6 +94,21 @@ pub enum IgvmLaunchError {
         /// Refusals.
         refusals: usize,
         /// Fields KVM would change.
+        fields: usize,
+    },
+    /// QEMU would refuse vCPU `cpu_index`'s context (`check_vmsa_supported`: a refusal, or a
+    /// field outside the set QEMU copies into KVM that is not zero).
+    #[error(
+        "{at}: QEMU would refuse the VMSA of vCPU {cpu_index} ({refusals} refusal(s), {fields} field(s) QEMU cannot pass to KVM are not zero); see the fidelity report"
+    )]
+    RefusedByQemu {
+        /// The vCPU.
+        cpu_index: u32,
+        /// Its VP context header.
+        at: At,
+        /// Refusals.
+        refusals: usize,
+        /// Non-zero fields QEMU does not copy.
         fields: usize,
     },
     /// The file is malformed.
@@ -231,6 +246,31 @@ impl<'f, 'a> IgvmLaunch<'f, 'a> {
             self.cfg.guest_features.bits(),
             &params,
         )
+    }
+
+    /// `entry` as KVM measures it behind the VMM path of this launch: a VP context becomes the
+    /// page KVM builds from what the VMM programs ([`Fidelity::reproduced`]); a reset VMSA is
+    /// KVM's already. Refuses what QEMU refuses (`check_vmsa_supported`): any refusal, and any
+    /// non-zero field the VMM cannot pass to KVM.
+    pub fn as_launched(&self, entry: LaunchEntry) -> Result<LaunchEntry, IgvmLaunchError> {
+        let Source::Context { at, .. } = entry.source else {
+            return Ok(entry);
+        };
+        let f = self.fidelity(&entry);
+        let fields = f
+            .findings()
+            .filter(|c| c.origin == Origin::NotExpressible)
+            .count();
+        if !f.refusals().is_empty() || fields > 0 {
+            return Err(IgvmLaunchError::RefusedByQemu {
+                cpu_index: entry.cpu_index,
+                at,
+                refusals: f.refusals().len(),
+                fields,
+            });
+        }
+        let vmsa = f.reproduced().clone();
+        Ok(LaunchEntry { vmsa, ..entry })
     }
 
     /// Strict mode: refuses the first VP context KVM would not reproduce exactly.

@@ -40,6 +40,10 @@
 //!
 //! [`IgvmProfile::Igvmmeasure`] reproduces coconut-svsm's `igvmmeasure` instead, including its
 //! defects (each marked in [`IgvmProfile`]), so that digests published with it can be checked.
+//! [`IgvmProfile::Qemu`] predicts what a QEMU 10.1/10.2 launch measures (its shared-page and
+//! ordering quirks, KVM's VMSAs for every vCPU); it needs the vCPUs, so the launch plan computes
+//! it. (QEMU master after `d5266c4740`, Feb 2026, loads the file at reset, which by code reading
+//! comes after `LAUNCH_MEASURE` for SEV/SEV-ES: not verified, not modelled.)
 
 use super::sev::SevDigest;
 use super::snp::{PAGE_SIZE, PageType, SnpDigest, sha384, sha384_zero_page};
@@ -76,17 +80,27 @@ pub enum IgvmProfile {
     /// - Every platform: the VMSA of **every** VP context in the file, whatever its compatibility
     ///   mask, in place at its GPA, also on plain SEV.
     Igvmmeasure,
+    /// What QEMU 10.1/10.2 + KVM measure when QEMU launches the file (`backends/igvm.c`,
+    /// `target/i386/sev.c`): as [`IgvmProfile::Spec`], except that `shared` pages are measured
+    /// (QEMU never reads the flag: a QEMU bug against the spec); on SNP a `PARAMETER_INSERT` is
+    /// measured ahead of the run of contiguous `PAGE_DATA` before it (QEMU sends page runs only
+    /// when the next page breaks them); a 2 MiB page is 512 pages, the first holding the file's
+    /// 4 KiB of data; empty pages are always NORMAL; and the VMSAs are KVM's, built from the
+    /// fields QEMU copies, for every vCPU, last. It needs the vCPUs, so only the launch plan
+    /// computes it (`launch_plan::IgvmPlan`, `vmsa measure --igvm-profile qemu`).
+    Qemu,
 }
 
 impl IgvmProfile {
     /// Every profile, in the order the command line lists them.
-    pub const ALL: [Self; 2] = [Self::Spec, Self::Igvmmeasure];
+    pub const ALL: [Self; 3] = [Self::Spec, Self::Igvmmeasure, Self::Qemu];
 
     /// The profile's command-line name.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Spec => "spec",
             Self::Igvmmeasure => "igvmmeasure",
+            Self::Qemu => "qemu",
         }
     }
 
@@ -164,6 +178,13 @@ pub enum IgvmMeasureError {
     /// The platform is not SEV, SEV-ES or SNP.
     #[error("IGVM platform type {0} has no SEV launch digest")]
     NotSev(u8),
+    /// A profile whose digest depends on the launch VMSAs of every vCPU: the launch plan
+    /// computes it.
+    #[error(
+        "the IGVM profile {} needs the vCPUs: use the launch plan (launch_plan::IgvmPlan)",
+        .0.name()
+    )]
+    NeedsLaunchPlan(IgvmProfile),
 }
 
 /// The digest, and what the file's `SNP_ID_BLOCK` says it should be.
@@ -209,6 +230,9 @@ pub fn igvm_launch_digest<O: Observer>(
     } else {
         Sink::Sev(SevDigest::with_observer(observer))
     };
+    if options.profile == IgvmProfile::Qemu {
+        return Err(IgvmMeasureError::NeedsLaunchPlan(options.profile));
+    }
     let igvmmeasure = options.profile == IgvmProfile::Igvmmeasure;
     // igvmmeasure measures VP contexts of every mask: walk them all, and filter the rest below.
     for entry in file.directives(if igvmmeasure { u32::MAX } else { mask }) {
