@@ -433,29 +433,6 @@ proptest! {
     }
 }
 
-fn id_block(ld: [u8; 48]) -> D {
-    let mut sig = IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed();
-    sig.r_comp[0] = 1;
-    let mut key = IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed();
-    key.curve = 2;
-    D::SnpIdBlock {
-        compatibility_mask: SNP,
-        author_key_enabled: 0,
-        reserved: [0; 3],
-        ld,
-        family_id: [0; 16],
-        image_id: [0; 16],
-        version: 1,
-        guest_svn: 0,
-        id_key_algorithm: 1,
-        author_key_algorithm: 0,
-        id_key_signature: Box::new(sig),
-        id_public_key: Box::new(key),
-        author_key_signature: Box::new(IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed()),
-        author_public_key: Box::new(IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed()),
-    }
-}
-
 fn with_id_block(ld: [u8; 48]) -> Vec<u8> {
     build(
         IgvmRevision::V1,

@@ -219,7 +219,7 @@ fn sev_es_pages_then_vmsa_by_hand() {
 }
 
 /// What QEMU refuses, the qemu profile refuses: a header type QEMU has no handler for (even for
-/// another platform), a VP context away from 0xFFFFFFFFF000, `--native-zero`.
+/// another platform), a VP context away from 0xFFFFFFFFF000, `--native-zero`, two ID blocks.
 #[test]
 fn qemu_refusals() {
     let dir = TempDir::new("qemu-refuse");
@@ -254,6 +254,16 @@ fn qemu_refusals() {
             snp_file(vec![page1(), context(SNP, bsp_vmsa(SevMode::Snp))]),
             &["--native-zero"],
             "never as ZERO pages",
+        ),
+        (
+            snp_file(vec![
+                page1(),
+                context(SNP, bsp_vmsa(SevMode::Snp)),
+                id_block([1; 48]),
+                id_block([2; 48]),
+            ]),
+            &["--ignore-idblock"],
+            "a second SNP_ID_BLOCK",
         ),
     ];
     for (i, (file, extra, message)) in cases.into_iter().enumerate() {

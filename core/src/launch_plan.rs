@@ -139,6 +139,13 @@ pub enum PlanError {
         /// Its type.
         typ: u32,
     },
+    /// The qemu profile: a second `SNP_ID_BLOCK` for the platform (QEMU: "IGVM: Multiple ID
+    /// blocks encountered").
+    #[error("{at}: a second SNP_ID_BLOCK for the platform (QEMU refuses the file)")]
+    QemuSecondIdBlock {
+        /// The second block.
+        at: At,
+    },
     /// The qemu profile with `native_zero`: QEMU always sends empty pages as NORMAL.
     #[error("QEMU measures pages without data as NORMAL pages of zeros, never as ZERO pages")]
     QemuNativeZero,
@@ -437,6 +444,12 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
                 T::IGVM_VHT_SNP_ID_BLOCK,
                 T::IGVM_VHT_GUEST_POLICY,
             ];
+            let mut id_blocks = file
+                .directives(platform.compatibility_mask)
+                .filter(|e| matches!(e.header, Header::SnpIdBlock(_)));
+            if let Some(second) = id_blocks.nth(1) {
+                return Err(PlanError::QemuSecondIdBlock { at: second.at });
+            }
             for e in file.headers() {
                 let typ = e.header.typ();
                 if crate::igvm::header::section_of(typ) != Some(crate::igvm::Section::Platform)

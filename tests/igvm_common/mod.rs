@@ -10,7 +10,7 @@ use igvm::{
 };
 use igvm_defs::*;
 use vmsa_core::igvm::{self as ours, Header, VpContextData};
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, FromZeros};
 
 /// Serializes headers with the `igvm` crate (`IgvmFile::new` then `serialize`).
 pub fn build(
@@ -480,4 +480,28 @@ pub fn igvm_panics(bytes: &[u8]) -> bool {
     });
     std::panic::set_hook(hook);
     r.is_err()
+}
+
+/// An SNP_ID_BLOCK for mask [`SNP`] that expects the digest `ld` (dummy signature and key).
+pub fn id_block(ld: [u8; 48]) -> IgvmDirectiveHeader {
+    let mut sig = IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed();
+    sig.r_comp[0] = 1;
+    let mut key = IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed();
+    key.curve = 2;
+    IgvmDirectiveHeader::SnpIdBlock {
+        compatibility_mask: SNP,
+        author_key_enabled: 0,
+        reserved: [0; 3],
+        ld,
+        family_id: [0; 16],
+        image_id: [0; 16],
+        version: 1,
+        guest_svn: 0,
+        id_key_algorithm: 1,
+        author_key_algorithm: 0,
+        id_key_signature: Box::new(sig),
+        id_public_key: Box::new(key),
+        author_key_signature: Box::new(IGVM_VHS_SNP_ID_BLOCK_SIGNATURE::new_zeroed()),
+        author_public_key: Box::new(IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed()),
+    }
 }
