@@ -8,7 +8,7 @@
 mod common;
 mod igvm_common;
 
-use common::TempDir;
+use common::{TempDir, vmsa_bin};
 use igvm::snp_defs::SevVmsa;
 use igvm::{IgvmDirectiveHeader as D, IgvmInitializationHeader as I, IgvmRevision, IsolationType};
 use igvm_common::*;
@@ -205,25 +205,18 @@ fn sev_es_igvmmeasure_profile_by_hand() {
     // The command line's --igvm-profile.
     let dir = TempDir::new("profile");
     let path = dir.write("every.igvm", &bytes);
-    let out = Command::new(env!("CARGO_BIN_EXE_vmsa"))
-        .args([
-            "measure",
-            "--mode",
-            "seves",
-            "--igvm-profile",
-            "igvmmeasure",
-            "--igvm",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, out, err) = vmsa_bin(&[
+        "measure",
+        "--mode",
+        "seves",
+        "--igvm-profile",
+        "igvmmeasure",
+        "--igvm",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
     let hex: String = want.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
+    assert_eq!(out.trim(), hex);
 }
 
 /// igvmmeasure's SNP reading is the `igvm` crate's on the file as igvmmeasure sees it: a one-page
@@ -297,34 +290,22 @@ fn sev_es_snp_only_and_unmeasured_pages() {
     }
 }
 
-fn policy() -> Vec<I> {
-    vec![I::GuestPolicy {
-        policy: 0x30000,
-        compatibility_mask: SNP,
-    }]
-}
-
 /// 2 MiB pages: refused by the spec profile; igvmmeasure measures an empty one as 512 NORMAL
 /// zero pages and cannot measure one with data.
 #[test]
 fn large_pages() {
     let normal = IgvmPageDataFlags::new().with_is_2mb_page(true);
     let file = |data: Vec<u8>| {
-        build(
-            IgvmRevision::V1,
-            vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
-            policy(),
-            vec![
-                page(
-                    0x1000,
-                    SNP,
-                    vec![1; 4096],
-                    IgvmPageDataType::NORMAL,
-                    IgvmPageDataFlags::new(),
-                ),
-                page(0x20_0000, SNP, data, IgvmPageDataType::NORMAL, normal),
-            ],
-        )
+        snp_only(vec![
+            page(
+                0x1000,
+                SNP,
+                vec![1; 4096],
+                IgvmPageDataType::NORMAL,
+                IgvmPageDataFlags::new(),
+            ),
+            page(0x20_0000, SNP, data, IgvmPageDataType::NORMAL, normal),
+        ])
     };
     let empty = file(vec![]);
     assert!(matches!(
@@ -348,12 +329,7 @@ fn large_pages() {
             IgvmPageDataFlags::new(),
         )
     }));
-    let small = build(
-        IgvmRevision::V1,
-        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
-        policy(),
-        pages,
-    );
+    let small = snp_only(pages);
     assert_eq!(
         try_ours(&empty, IgvmPlatformType::SEV_SNP, IGVMMEASURE).unwrap(),
         theirs(&small, SNP).to_vec()
@@ -434,30 +410,22 @@ proptest! {
 }
 
 fn with_id_block(ld: [u8; 48]) -> Vec<u8> {
-    build(
-        IgvmRevision::V1,
-        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
-        vec![I::GuestPolicy {
-            policy: 0x30000,
+    snp_only(vec![
+        page(
+            0x20_0000,
+            SNP,
+            vec![7; 4096],
+            IgvmPageDataType::NORMAL,
+            IgvmPageDataFlags::new(),
+        ),
+        D::SnpVpContext {
+            gpa: 0xFFFF_FFFF_F000,
             compatibility_mask: SNP,
-        }],
-        vec![
-            page(
-                0x20_0000,
-                SNP,
-                vec![7; 4096],
-                IgvmPageDataType::NORMAL,
-                IgvmPageDataFlags::new(),
-            ),
-            D::SnpVpContext {
-                gpa: 0xFFFF_FFFF_F000,
-                compatibility_mask: SNP,
-                vp_index: 0,
-                vmsa: vmsa(0xfff0),
-            },
-            id_block(ld),
-        ],
-    )
+            vp_index: 0,
+            vmsa: vmsa(0xfff0),
+        },
+        id_block(ld),
+    ])
 }
 
 fn vmsa_measure(file: &std::path::Path, extra: &[&str]) -> std::process::Output {

@@ -9,7 +9,7 @@ mod igvm_common;
 
 use common::{TempDir, vmsa_bin};
 use igvm::snp_defs::SevVmsa;
-use igvm::{IgvmDirectiveHeader as D, IgvmInitializationHeader as I, IgvmRevision, IsolationType};
+use igvm::{IgvmDirectiveHeader as D, IgvmRevision, IsolationType};
 use igvm_common::*;
 use igvm_defs::*;
 use vmsa_core::reset::{BSP_RESET_EIP, CpuSignature, LaunchConfig, SevMode, VmmType, vcpu_vmsa};
@@ -35,18 +35,6 @@ fn data(b: u8) -> Vec<u8> {
 
 fn normal() -> IgvmPageDataFlags {
     IgvmPageDataFlags::new()
-}
-
-fn snp_file(directives: Vec<D>) -> Vec<u8> {
-    build(
-        IgvmRevision::V1,
-        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
-        vec![I::GuestPolicy {
-            policy: 0x30000,
-            compatibility_mask: SNP,
-        }],
-        directives,
-    )
 }
 
 fn area() -> D {
@@ -105,7 +93,7 @@ fn crate_snp(bytes: &[u8]) -> String {
 #[test]
 fn snp_order_shared_and_large_pages_equal_the_crate_on_what_qemu_sends() {
     let two_mib = normal().with_is_2mb_page(true);
-    let file = snp_file(vec![
+    let file = snp_only(vec![
         page(0x1000, SNP, data(1), IgvmPageDataType::NORMAL, normal()),
         page(0x2000, SNP, data(2), IgvmPageDataType::NORMAL, normal()),
         area(),
@@ -140,7 +128,7 @@ fn snp_order_shared_and_large_pages_equal_the_crate_on_what_qemu_sends() {
         )
     }));
     sent.push(context(SNP, bsp_vmsa(SevMode::Snp)));
-    let want = crate_snp(&snp_file(sent.clone()));
+    let want = crate_snp(&snp_only(sent.clone()));
     // The same pages in file order give another digest: the order is what is tested here.
     sent.swap(1, 2);
     sent.swap(2, 3);
@@ -151,7 +139,7 @@ fn snp_order_shared_and_large_pages_equal_the_crate_on_what_qemu_sends() {
             &insert(SNP)
         )
     );
-    assert_ne!(crate_snp(&snp_file(sent)), want);
+    assert_ne!(crate_snp(&snp_only(sent)), want);
 
     let dir = TempDir::new("qemu-snp");
     let path = dir.write("f.igvm", &file);
@@ -226,7 +214,7 @@ fn qemu_refusals() {
     let page1 = || page(0x1000, SNP, data(1), IgvmPageDataType::NORMAL, normal());
     let cases: Vec<(Vec<u8>, &[&str], &str)> = vec![
         (
-            snp_file(vec![
+            snp_only(vec![
                 page1(),
                 D::ErrorRange {
                     gpa: 0x5000,
@@ -238,7 +226,7 @@ fn qemu_refusals() {
             "QEMU's IGVM loader refuses header type",
         ),
         (
-            snp_file(vec![
+            snp_only(vec![
                 page1(),
                 D::SnpVpContext {
                     gpa: 0x8000_0000,
@@ -251,12 +239,12 @@ fn qemu_refusals() {
             "QEMU would refuse the VMSA of vCPU 0",
         ),
         (
-            snp_file(vec![page1(), context(SNP, bsp_vmsa(SevMode::Snp))]),
+            snp_only(vec![page1(), context(SNP, bsp_vmsa(SevMode::Snp))]),
             &["--native-zero"],
             "never as ZERO pages",
         ),
         (
-            snp_file(vec![
+            snp_only(vec![
                 page1(),
                 context(SNP, bsp_vmsa(SevMode::Snp)),
                 id_block([1; 48]),

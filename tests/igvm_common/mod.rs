@@ -505,3 +505,17 @@ pub fn id_block(ld: [u8; 48]) -> IgvmDirectiveHeader {
         author_public_key: Box::new(IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY::new_zeroed()),
     }
 }
+
+/// A file for the SNP platform alone (mask [`SNP`]) with guest policy 0x30000 (the `igvm`
+/// crate's measurement needs one) and `directives`.
+pub fn snp_only(directives: Vec<IgvmDirectiveHeader>) -> Vec<u8> {
+    build(
+        IgvmRevision::V1,
+        vec![platform(SNP, IgvmPlatformType::SEV_SNP, 0)],
+        vec![IgvmInitializationHeader::GuestPolicy {
+            policy: 0x30000,
+            compatibility_mask: SNP,
+        }],
+        directives,
+    )
+}
