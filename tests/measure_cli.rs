@@ -238,3 +238,43 @@ fn multi_page_secrets_section_is_refused() {
         "{err}"
     );
 }
+
+/// A pipe cannot be mapped or read twice: the image arrives through it whole, and the digest is
+/// the file's, for every mode.
+#[test]
+fn pipe_input_equals_the_file() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let path = fixture("ovmf_AmdSev_suffix.bin");
+    let image = std::fs::read(&path).unwrap();
+    for mode in ["snp", "seves", "sev", "snp:ovmf-hash"] {
+        let args = [
+            "measure",
+            "--mode",
+            mode,
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            "EPYC-v4",
+            "--ovmf",
+        ];
+        let from_file = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+            .args(args)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(from_file.status.success(), "{mode}: {from_file:?}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vmsa"))
+            .args(args)
+            .arg("/dev/stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&image).unwrap();
+        let from_pipe = child.wait_with_output().unwrap();
+        assert!(from_pipe.status.success(), "{mode}: {from_pipe:?}");
+        assert_eq!(from_pipe.stdout, from_file.stdout, "{mode}");
+    }
+}
