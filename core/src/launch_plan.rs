@@ -895,28 +895,23 @@ pub fn sev_digest<'u, O: Observer>(
             }
             (ItemKind::Vmsa { cpu }, UpdateSource::Vmsa { vmsa, .. }) => d.update_vmsa(cpu, vmsa),
             (kind, UpdateSource::Vmsa { vmsa, .. }) => d.update_data(kind, u.gpa, vmsa.as_bytes()),
-            // Bytes, then zeros up to the length (an IGVM 2 MiB page: 4 KiB of data), in 4 KiB
-            // pieces; an IGVM page without data is encrypted in place as zeros.
+            // The bytes in one piece, then zeros up to the length in 4 KiB pieces (an IGVM 2 MiB
+            // page: 4 KiB of data; an IGVM page without data: all zeros, encrypted in place).
             (kind, UpdateSource::Bytes(_) | UpdateSource::Zero) => {
-                let zeros = [0u8; PAGE_SIZE as usize];
                 let data = match u.source {
                     UpdateSource::Bytes(b) => b,
                     _ => &[],
                 };
-                let mut off = 0u64;
-                while off < u.len.max(data.len() as u64) {
-                    let piece = data.get(off as usize..).unwrap_or_default();
-                    let piece = match piece.len() {
-                        0 => {
-                            let n = (u.len - off).min(PAGE_SIZE) as usize;
-                            zeros.get(..n).unwrap_or(&zeros)
-                        }
-                        // Firmware-sized updates are hashed in one piece, as before.
-                        _ if off == 0 => piece,
-                        _ => piece.get(..PAGE_SIZE as usize).unwrap_or(piece),
-                    };
+                if !data.is_empty() {
+                    d.update_data(kind, u.gpa, data);
+                }
+                let zeros = [0u8; PAGE_SIZE as usize];
+                let mut off = data.len() as u64;
+                while off < u.len {
+                    let n = (u.len - off).min(PAGE_SIZE);
+                    let piece = zeros.get(..n as usize).unwrap_or(&zeros);
                     d.update_data(kind, u.gpa.wrapping_add(off), piece);
-                    off += piece.len() as u64;
+                    off += n;
                 }
             }
             // SEV-ES plans hold no CPUID page and no loaded parameter area.
