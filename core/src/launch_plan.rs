@@ -149,6 +149,9 @@ pub enum PlanError {
     /// The qemu profile with `native_zero`: QEMU always sends empty pages as NORMAL.
     #[error("QEMU measures pages without data as NORMAL pages of zeros, never as ZERO pages")]
     QemuNativeZero,
+    /// The launch VMSAs cannot be made (or QEMU would refuse a VP context).
+    #[error(transparent)]
+    Launch(#[from] crate::igvm::vp::IgvmLaunchError),
     /// A digest profile that reproduces a measuring tool, not a launch.
     #[error(
         "the IGVM profile {} reproduces a measuring tool's digest; a launch follows the spec profile",
@@ -496,27 +499,8 @@ impl<'f, 'a> IgvmPlan<'f, 'a> {
                     }
                     .into());
                 }
-                Header::PageData(p)
-                    if !snp
-                        && (qemu || !p.flags.shared())
-                        && matches!(
-                            p.data_type,
-                            IgvmPageDataType::SECRETS
-                                | IgvmPageDataType::CPUID_DATA
-                                | IgvmPageDataType::CPUID_XF
-                        ) =>
-                {
-                    let what = if p.data_type == IgvmPageDataType::SECRETS {
-                        "secrets"
-                    } else {
-                        "CPUID"
-                    };
-                    return Err(IgvmMeasureError::SnpOnlyPage {
-                        header_index,
-                        gpa: p.gpa,
-                        what,
-                    }
-                    .into());
+                Header::PageData(p) if !snp && (qemu || !p.flags.shared()) => {
+                    crate::measure::igvm::check_sev_page(&p, header_index, p.gpa)?;
                 }
                 Header::ParameterInsert(ins) => {
                     let index = ins.parameter_area_index;
@@ -826,6 +810,51 @@ where
             }
         }
     }
+}
+
+/// The digest of the `qemu` IGVM profile ([`IgvmProfile::Qemu`]): what QEMU 10.1/10.2 + KVM
+/// measure when QEMU launches `file` on `platform` with `cfg.vcpus` vCPUs — the plan in QEMU's
+/// order, with the VMSAs KVM builds from the fields QEMU copies (reset state for the vCPUs
+/// without a context), every vCPU, last. `options.profile` must be `Qemu`. Needs an allocation
+/// (one VMSA per vCPU).
+#[cfg(feature = "alloc")]
+pub fn igvm_qemu_digest<O: Observer>(
+    file: &IgvmFile<'_>,
+    platform: Platform,
+    options: IgvmOptions,
+    cfg: crate::reset::LaunchConfig,
+    observer: O,
+) -> Result<crate::measure::igvm::IgvmDigest, PlanError> {
+    use crate::igvm::vp::IgvmLaunch;
+    let id_block_ld = file
+        .directives(platform.compatibility_mask)
+        .filter_map(|e| match e.header {
+            Header::SnpIdBlock(b) => Some(b.ld()),
+            _ => None,
+        })
+        .last();
+    let launch = IgvmLaunch::new(file, platform, cfg, crate::kvm_model::VmmPath::Qemu)?;
+    let entries = launch
+        .entries()
+        .map(|e| e.and_then(|e| launch.as_launched(e)))
+        .collect::<Result<alloc::vec::Vec<_>, _>>()?;
+    let plan = IgvmPlan::new(file, launch.platform(), options, &entries)?;
+    let mut digest = [0u8; 48];
+    let len = if plan.is_snp() {
+        digest = snp_digest(plan.updates(), observer).0;
+        48
+    } else {
+        let (d, _) = sev_digest(plan.updates(), observer);
+        if let Some(dst) = digest.get_mut(..32) {
+            dst.copy_from_slice(&d);
+        }
+        32
+    };
+    Ok(crate::measure::igvm::IgvmDigest {
+        digest,
+        len,
+        id_block_ld,
+    })
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -455,15 +455,6 @@ fn snp_cpuid_page_from_a_real_vcpu() {
         return;
     }
     let vm = test_vm(2);
-    let supported: Vec<_> = vm.vcpus[1]
-        .fd
-        .get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-        .unwrap()
-        .as_slice()
-        .iter()
-        .map(sev::cpuid_from_kvm)
-        .collect();
-    let cpuid = sev::snp_adjust_cpuid(&vm).unwrap();
     let held = |i: usize| -> Vec<_> {
         vm.vcpus[i]
             .fd
@@ -474,6 +465,8 @@ fn snp_cpuid_page_from_a_real_vcpu() {
             .map(sev::cpuid_from_kvm)
             .collect()
     };
+    let supported = held(1);
+    let cpuid = sev::snp_adjust_cpuid(&vm).unwrap();
     assert_eq!(
         cpuid.entries,
         held(0),

@@ -598,7 +598,8 @@ fn measure_igvm(
         profile: args.igvm_profile,
     };
     let d = if options.profile == IgvmProfile::Qemu {
-        qemu_igvm_digest(&file, platform, options, req, items)
+        let cfg = LaunchConfig::new(SevMode::Snp, req.vcpus, req.signature, req.vmm);
+        vmsa_core::launch_plan::igvm_qemu_digest(&file, platform, options, cfg, items)
             .map_err(|e| fail(format!("{}: {e}", path.display())))?
     } else {
         igvm_launch_digest(&file, &platform, options, items)
@@ -613,52 +614,6 @@ fn measure_igvm(
         )));
     }
     Ok(d.bytes().to_vec())
-}
-
-/// `--igvm-profile qemu`: what QEMU 10.1/10.2 + KVM measure when QEMU launches the file with
-/// `req.vcpus` vCPUs: the core's launch plan in QEMU's order, with the VMSAs KVM builds from
-/// the fields QEMU copies (reset state for vCPUs without a context), every vCPU, last.
-fn qemu_igvm_digest(
-    file: &vmsa_core::igvm::IgvmFile<'_>,
-    platform: vmsa_core::igvm::Platform,
-    options: vmsa_core::measure::igvm::IgvmOptions,
-    req: &Request,
-    items: &mut Items,
-) -> Result<vmsa_core::measure::igvm::IgvmDigest, String> {
-    use vmsa_core::igvm::Header;
-    use vmsa_core::igvm::vp::IgvmLaunch;
-    use vmsa_core::kvm_model::VmmPath;
-    use vmsa_core::launch_plan::{IgvmPlan, sev_digest, snp_digest};
-    let id_block_ld = file
-        .directives(platform.compatibility_mask)
-        .filter_map(|e| match e.header {
-            Header::SnpIdBlock(b) => Some(b.ld()),
-            _ => None,
-        })
-        .last();
-    let cfg = LaunchConfig::new(SevMode::Snp, req.vcpus, req.signature, req.vmm);
-    let launch = IgvmLaunch::new(file, platform, cfg, VmmPath::Qemu).map_err(|e| e.to_string())?;
-    let entries = launch
-        .entries()
-        .map(|e| e.and_then(|e| launch.as_launched(e)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let plan =
-        IgvmPlan::new(file, launch.platform(), options, &entries).map_err(|e| e.to_string())?;
-    let mut digest = [0u8; 48];
-    let len = if plan.is_snp() {
-        digest = snp_digest(plan.updates(), &mut *items).0;
-        48
-    } else {
-        let (d, _) = sev_digest(plan.updates(), &mut *items);
-        digest[..32].copy_from_slice(&d);
-        32
-    };
-    Ok(vmsa_core::measure::igvm::IgvmDigest {
-        digest,
-        len,
-        id_block_ld,
-    })
 }
 
 fn print(args: &Args, req: &Request, digest: &[u8], items: &[MeasuredItem]) -> Result<(), Failure> {

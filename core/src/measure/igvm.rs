@@ -48,7 +48,7 @@
 use super::sev::SevDigest;
 use super::snp::{PAGE_SIZE, PageType, SnpDigest, sha384, sha384_zero_page};
 use super::{ItemKind, MeasuredItem, Observer};
-use crate::igvm::{Header, IgvmFile, MAX_PARAMETER_AREAS, Platform, VpContextData};
+use crate::igvm::{Header, IgvmFile, MAX_PARAMETER_AREAS, PageData, Platform, VpContextData};
 use igvm_defs::{IgvmPageDataType, IgvmPlatformType};
 
 /// Options of the IGVM digest.
@@ -87,7 +87,7 @@ pub enum IgvmProfile {
     /// when the next page breaks them); a 2 MiB page is 512 pages, the first holding the file's
     /// 4 KiB of data; empty pages are always NORMAL; and the VMSAs are KVM's, built from the
     /// fields QEMU copies, for every vCPU, last. It needs the vCPUs, so only the launch plan
-    /// computes it (`launch_plan::IgvmPlan`, `vmsa measure --igvm-profile qemu`).
+    /// computes it (`launch_plan::igvm_qemu_digest`, `vmsa measure --igvm-profile qemu`).
     Qemu,
 }
 
@@ -181,7 +181,7 @@ pub enum IgvmMeasureError {
     /// A profile whose digest depends on the launch VMSAs of every vCPU: the launch plan
     /// computes it.
     #[error(
-        "the IGVM profile {} needs the vCPUs: use the launch plan (launch_plan::IgvmPlan)",
+        "the IGVM profile {} needs the vCPUs: use launch_plan::igvm_qemu_digest",
         .0.name()
     )]
     NeedsLaunchPlan(IgvmProfile),
@@ -301,20 +301,7 @@ pub fn igvm_launch_digest<O: Observer>(
                             }
                         }
                         Sink::Sev(d) => {
-                            let what = match p.data_type {
-                                IgvmPageDataType::SECRETS => Some("secrets"),
-                                IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF => {
-                                    Some("CPUID")
-                                }
-                                _ => None,
-                            };
-                            if let Some(what) = what {
-                                return Err(IgvmMeasureError::SnpOnlyPage {
-                                    header_index,
-                                    gpa,
-                                    what,
-                                });
-                            }
+                            check_sev_page(&p, header_index, gpa)?;
                             if !p.flags.unmeasured() {
                                 d.update_data(kind, gpa, data.unwrap_or(&ZERO_PAGE));
                             }
@@ -382,6 +369,25 @@ pub fn igvm_launch_digest<O: Observer>(
         digest,
         len,
         id_block_ld,
+    })
+}
+
+/// SEV/SEV-ES: refuses a SECRETS or CPUID page (`gpa` is the 4 KiB page it is at), which only
+/// SNP has (QEMU refuses the file).
+pub(crate) fn check_sev_page(
+    p: &PageData<'_>,
+    header_index: u32,
+    gpa: u64,
+) -> Result<(), IgvmMeasureError> {
+    let what = match p.data_type {
+        IgvmPageDataType::SECRETS => "secrets",
+        IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF => "CPUID",
+        _ => return Ok(()),
+    };
+    Err(IgvmMeasureError::SnpOnlyPage {
+        header_index,
+        gpa,
+        what,
     })
 }
 
