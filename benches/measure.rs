@@ -1,43 +1,45 @@
 //! Launch-digest benchmarks: the whole SNP digest of Debian's OVMF_CODE.fd with 4 vCPUs (in
-//! process), and SHA-384 page hashing throughput with sha2 and with the four-lane AVX2 hasher on 1 and 2 threads.
-//! Whole-process comparisons against sev-snp-measure and `openssl speed`: scripts/bench-measure.sh.
+//! process, through the core's one launch path with the `sha2` page hasher and with
+//! `vmsa-pagehash` on 1 and 2 threads), and SHA-384 page hashing throughput with sha2 and with
+//! the four-lane AVX2 hasher on 1 and 2 threads. Whole-process comparisons against
+//! sev-snp-measure and `openssl speed`: scripts/bench-measure.sh.
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use vmsa_core::measure::ovmf::{SectionPolicy, snp_update_metadata};
-use vmsa_core::measure::parallel::{sha384_pages, sha384_pages_with};
-use vmsa_core::measure::{ItemKind, PageType, SnpDigest};
+use vmsa_core::launch::{Firmware, Launch, LaunchConfig};
+use vmsa_core::measure::{NoObserver, PageHasher, Sha2Pages};
 use vmsa_core::ovmf::OvmfImage;
-use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
+use vmsa_pagehash::parallel::{sha384_pages, sha384_pages_with};
+use vmsa_pagehash::{Backend, Parallel};
 
-fn snp_digest(image: &[u8], threads: usize) -> [u8; 48] {
-    let fw = OvmfImage::parse(image).unwrap();
+fn snp_digest(image: &[u8], hasher: &dyn PageHasher) -> Vec<u8> {
+    let fw = Firmware::Ovmf(OvmfImage::parse(image).unwrap());
     let cfg = LaunchConfig::new(
         SevMode::Snp,
         4,
         CpuSignature::named("EPYC-v4").unwrap(),
         VmmType::Qemu,
     );
-    let vmsas = launch_vmsas(&fw, &cfg).unwrap();
-    let mut d = SnpDigest::new();
-    let mut gpa = fw.gpa();
-    for h in sha384_pages_with(image, threads, vmsa_pagehash::sha384_pages) {
-        d.update_with_contents(ItemKind::Firmware, PageType::NORMAL, gpa, h);
-        gpa += 4096;
-    }
-    snp_update_metadata(&mut d, &fw, None, SectionPolicy::QEMU).unwrap();
-    for (cpu, v) in vmsas.pages() {
-        d.update_vmsa(cpu, v);
-    }
-    d.ld()
+    let launch = Launch::new(&fw, &cfg).unwrap();
+    let (d, NoObserver) = launch.digest(hasher, NoObserver).unwrap();
+    d.bytes().to_vec()
 }
 
 fn bench(c: &mut Criterion) {
     if let Ok(image) = std::fs::read("/usr/share/OVMF/OVMF_CODE.fd") {
         let mut g = c.benchmark_group("snp_digest_ovmf_code_4vcpus");
         g.throughput(Throughput::Bytes(image.len() as u64));
+        g.bench_function("sha2_1_thread", |b| {
+            b.iter(|| snp_digest(black_box(&image), &Sha2Pages))
+        });
         for threads in [1, 2] {
+            let hasher = Parallel {
+                threads,
+                backend: Backend::detect(),
+            };
             g.bench_function(format!("{threads}_threads"), |b| {
-                b.iter(|| snp_digest(black_box(&image), threads))
+                b.iter(|| snp_digest(black_box(&image), &hasher))
             });
         }
         g.finish();

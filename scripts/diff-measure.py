@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "sev-snp-measure"
+FIXTURES = ROOT / "tests" / "data" / "sev-snp-measure"
 DEBIAN_IMAGES = [
     "/usr/share/OVMF/OVMF_CODE.fd",
     "/usr/share/OVMF/OVMF_CODE.secboot.fd",

@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "sev-snp-measure")
+FIXTURES = os.path.join(ROOT, "tests", "data", "sev-snp-measure")
 IMAGES = [
     "/usr/share/OVMF/OVMF_CODE.fd",
     "/usr/share/OVMF/OVMF_CODE.secboot.fd",

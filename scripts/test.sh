@@ -66,7 +66,7 @@ step "differential: vmsa measure vs sev-snp-measure (quick matrix; the wide one:
 cargo build -q --release --bin vmsa
 python3 scripts/diff-measure.py --quick --vmsa target/release/vmsa
 step "fuzz smoke: ovmf (20 s)"
-mkdir -p fuzz/corpus/ovmf && cp ../shared/fixtures/sev-snp-measure/*.bin fuzz/corpus/ovmf/
+mkdir -p fuzz/corpus/ovmf && cp tests/data/sev-snp-measure/*.bin fuzz/corpus/ovmf/
 ( cd fuzz && cargo +nightly fuzz run ovmf corpus/ovmf -- -max_total_time=20 )
 step "fuzz smoke: igvm (20 s)"
 mkdir -p fuzz/corpus/igvm && cp fuzz/seeds/igvm/*.igvm fuzz/corpus/igvm/

@@ -7,13 +7,10 @@ use common::TempDir;
 use std::path::Path;
 use std::process::{Command, Output};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/sev-snp-measure"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sev-snp-measure");
 const AMDSEV: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/sev-snp-measure/ovmf_AmdSev_suffix.bin"
+    "/tests/data/sev-snp-measure/ovmf_AmdSev_suffix.bin"
 );
 
 fn vmsa(args: &[&str]) -> Output {

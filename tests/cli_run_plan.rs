@@ -1,6 +1,6 @@
-//! One launch plan for digest and launch: the core's launch plan (`vmsa_core::launch_plan`),
-//! which `vmsa run --launch` walks, hashed, gives exactly the digest and the `--explain` item
-//! list that the real `vmsa measure` binary prints — for the sev-snp-measure OVMF fixtures, the
+//! One launch for digest and launch: the core's launch (`vmsa_core::launch::Launch`), whose
+//! updates `vmsa run --launch` sends, hashed ([`Launch::launch_digest`]), gives exactly the
+//! digest and the `--explain` item list that the real `vmsa measure` binary prints — for the sev-snp-measure OVMF fixtures, the
 //! built-in test firmware and Debian's OVMF (every VMM policy, with and without a kernel), and
 //! for IGVM files (SNP and SEV-ES). Where KVM's order makes an IGVM launch differ from the
 //! file's own digest, the plan says why and its digest differs.
@@ -8,6 +8,7 @@
 //! Needs no `/dev/kvm`: the launch itself is tested in tests/kvm_igvm.rs and host-kvm/tests.
 
 mod common;
+#[path = "../core/tests/igvm_common/mod.rs"]
 mod igvm_common;
 
 use common::{TempDir, fixture};
@@ -19,17 +20,17 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use vmsa_core::flags::SevFeatures;
-use vmsa_core::igvm::vp::{IgvmLaunch, LaunchEntry};
+use vmsa_core::hash_table::SevHashes;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
-use vmsa_core::kvm_model::{INITIAL_VMSA_GPA, VmmPath};
-use vmsa_core::launch_plan::{
-    FileDigestDifference, IgvmPlan, LaunchUpdate, OvmfPlan, PlanError, sev_digest, snp_digest,
+use vmsa_core::kvm::VmmPath;
+use vmsa_core::launch::{
+    FileDigestDifference, Firmware, IgvmProfile, Launch, LaunchConfig, LaunchError,
 };
-use vmsa_core::measure::igvm::{IgvmOptions, IgvmProfile};
-use vmsa_core::measure::ovmf::LaunchMode;
-use vmsa_core::measure::{ItemKind, MeasuredItem, Observer, SevHashes};
+use vmsa_core::measure::{ItemKind, MeasuredItem, Observer, Sha2Pages};
 use vmsa_core::ovmf::{OvmfImage, SectionType};
-use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+use vmsa_core::page::VMSA_GPA as INITIAL_VMSA_GPA;
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
 use zerocopy::FromZeros;
 
 /// `vmsa measure ARGS --json --explain`.
@@ -83,16 +84,10 @@ fn json_item(it: &MeasuredItem) -> Value {
     })
 }
 
-/// The plan's digest and items, as `vmsa measure` would print them.
-fn hashed<'u>(snp: bool, updates: impl Iterator<Item = LaunchUpdate<'u>>) -> (String, Vec<Value>) {
-    let (digest, items) = if snp {
-        let (d, o) = snp_digest(updates, Items::default());
-        (hex(&d), o)
-    } else {
-        let (d, o) = sev_digest(updates, Items::default());
-        (hex(&d), o)
-    };
-    (digest, items.0.iter().map(json_item).collect())
+/// The digest and items of what the launch sends, as `vmsa measure` would print them.
+fn hashed(launch: &Launch<'_, '_>) -> (String, Vec<Value>) {
+    let (d, items) = launch.launch_digest(&Sha2Pages, Items::default()).unwrap();
+    (hex(d.bytes()), items.0.iter().map(json_item).collect())
 }
 
 fn assert_same(what: &str, ours: (String, Vec<Value>), measured: &Value) {
@@ -112,7 +107,7 @@ const SIG: &str = "EPYC-v4";
 
 fn check_ovmf(path: &Path, kernel: Option<&Path>) -> usize {
     let image = std::fs::read(path).unwrap();
-    let fw = OvmfImage::parse(&image).unwrap();
+    let fw = Firmware::Ovmf(OvmfImage::parse(&image).unwrap());
     let sig = CpuSignature::named(SIG).unwrap();
     let hashes = kernel.map(|k| SevHashes {
         kernel: SevHashes::sha256(&std::fs::read(k).unwrap()),
@@ -120,10 +115,7 @@ fn check_ovmf(path: &Path, kernel: Option<&Path>) -> usize {
         cmdline: SevHashes::cmdline_hash(Some("console=ttyS0")),
     });
     let mut checked = 0;
-    for (mode, smode, arg) in [
-        (LaunchMode::Snp, SevMode::Snp, "snp"),
-        (LaunchMode::SevEs, SevMode::SevEs, "seves"),
-    ] {
+    for (smode, arg) in [(SevMode::Snp, "snp"), (SevMode::SevEs, "seves")] {
         for (vmm, vmm_arg) in [
             (VmmType::Qemu, "QEMU"),
             (VmmType::Ec2, "ec2"),
@@ -134,8 +126,8 @@ fn check_ovmf(path: &Path, kernel: Option<&Path>) -> usize {
                 if smode == SevMode::Snp {
                     cfg.guest_features = SevFeatures::SNP_ACTIVE;
                 }
-                let v = launch_vmsas(&fw, &cfg).unwrap();
-                let plan = OvmfPlan::new(&image, fw, mode, vmm, hashes.as_ref(), &v).unwrap();
+                cfg.kernel = hashes;
+                let launch = Launch::new(&fw, &cfg).unwrap();
                 let n = vcpus.to_string();
                 let mut args = vec![
                     "--mode",
@@ -157,11 +149,7 @@ fn check_ovmf(path: &Path, kernel: Option<&Path>) -> usize {
                     path.display(),
                     kernel.is_some()
                 );
-                assert_same(
-                    &what,
-                    hashed(plan.is_snp(), plan.updates()),
-                    &measure(&args),
-                );
+                assert_same(&what, hashed(&launch), &measure(&args));
                 checked += 1;
             }
         }
@@ -224,16 +212,29 @@ fn igvm_file(contexts: u16, vmsa_gpa: u64, context_first: bool) -> Vec<u8> {
     build(IgvmRevision::V1, snp_and_sev_es(), vec![], d)
 }
 
-fn entries(file: &IgvmFile<'_>, t: IgvmPlatformType, vcpus: u32) -> Vec<LaunchEntry> {
-    let p = file.select(PlatformChoice::Only(t)).unwrap();
-    let cfg = LaunchConfig::new(
+/// `bytes` on platform `t`.
+fn firmware(bytes: &[u8], t: IgvmPlatformType) -> Firmware<'_> {
+    let file = IgvmFile::parse(bytes).unwrap();
+    let platform = file.select(PlatformChoice::Only(t)).unwrap();
+    Firmware::Igvm { file, platform }
+}
+
+/// The launch of `fw` with `vcpus` vCPUs, programmed by a VMM that sets every register (as
+/// `vmsa run --launch` does), read with `profile`.
+fn launch<'f, 'a>(
+    fw: &'f Firmware<'a>,
+    vcpus: u32,
+    profile: IgvmProfile,
+) -> Result<Launch<'f, 'a>, LaunchError> {
+    let mut cfg = LaunchConfig::new(
         SevMode::Snp,
         vcpus,
         CpuSignature::named(SIG).unwrap(),
         VmmType::Qemu,
     );
-    let l = IgvmLaunch::new(file, p, cfg, VmmPath::Direct).unwrap();
-    l.entries().collect::<Result<_, _>>().unwrap()
+    cfg.path = VmmPath::Direct;
+    cfg.igvm.profile = profile;
+    Launch::new(fw, &cfg)
 }
 
 #[test]
@@ -242,23 +243,18 @@ fn igvm_plans_hash_to_vmsa_measures_digest_and_items() {
     for vcpus in [1u16, 3] {
         let bytes = igvm_file(vcpus, INITIAL_VMSA_GPA, false);
         let path = dir.write(&format!("ok-{vcpus}.igvm"), &bytes);
-        let file = IgvmFile::parse(&bytes).unwrap();
         for (t, arg) in [
             (IgvmPlatformType::SEV_SNP, "snp"),
             (IgvmPlatformType::SEV_ES, "seves"),
         ] {
-            let p = file.select(PlatformChoice::Only(t)).unwrap();
-            let e = entries(&file, t, u32::from(vcpus));
-            let plan = IgvmPlan::new(&file, &p, IgvmOptions::default(), &e).unwrap();
-            assert_eq!(plan.file_digest_difference(), Ok(()));
+            let fw = firmware(&bytes, t);
+            let plan = launch(&fw, u32::from(vcpus), IgvmProfile::Spec).unwrap();
+            assert_eq!(plan.file_digest_difference(), None);
             // A profile that reproduces a measuring tool is no launch.
-            let igvmmeasure = IgvmOptions {
-                profile: IgvmProfile::Igvmmeasure,
-                ..IgvmOptions::default()
-            };
+            let igvmmeasure = launch(&fw, u32::from(vcpus), IgvmProfile::Igvmmeasure).unwrap();
             assert!(matches!(
-                IgvmPlan::new(&file, &p, igvmmeasure, &e),
-                Err(PlanError::DigestOnlyProfile(IgvmProfile::Igvmmeasure))
+                igvmmeasure.updates().err(),
+                Some(LaunchError::DigestOnlyProfile(IgvmProfile::Igvmmeasure))
             ));
             let measured = measure(&[
                 "--mode",
@@ -268,14 +264,10 @@ fn igvm_plans_hash_to_vmsa_measures_digest_and_items() {
                 "--igvm",
                 path.to_str().unwrap(),
             ]);
-            assert_same(
-                &format!("igvm {arg} {vcpus}"),
-                hashed(plan.is_snp(), plan.updates()),
-                &measured,
-            );
+            assert_same(&format!("igvm {arg} {vcpus}"), hashed(&plan), &measured);
             // The VMSAs come last, KVM's way; SNP also sends the CPUID page for the VMM to
             // fill and the parameter area as loaded.
-            let u: Vec<_> = plan.updates().collect();
+            let u: Vec<_> = plan.updates().unwrap().collect();
             assert!(
                 u[u.len() - usize::from(vcpus)..]
                     .iter()
@@ -312,13 +304,9 @@ fn igvm_plans_say_why_kvms_digest_differs_from_the_files() {
     ];
     for (i, (bytes, vcpus, expected)) in cases.iter().enumerate() {
         let path = dir.write(&format!("diff-{i}.igvm"), bytes);
-        let file = IgvmFile::parse(bytes).unwrap();
-        let p = file
-            .select(PlatformChoice::Only(IgvmPlatformType::SEV_SNP))
-            .unwrap();
-        let e = entries(&file, IgvmPlatformType::SEV_SNP, *vcpus);
-        let plan = IgvmPlan::new(&file, &p, IgvmOptions::default(), &e).unwrap();
-        let diff = plan.file_digest_difference().unwrap_err();
+        let fw = firmware(bytes, IgvmPlatformType::SEV_SNP);
+        let plan = launch(&fw, *vcpus, IgvmProfile::Spec).unwrap();
+        let diff = plan.file_digest_difference().unwrap();
         assert!(expected(&diff), "case {i}: {diff}");
         let measured = measure(&[
             "--mode",
@@ -328,7 +316,7 @@ fn igvm_plans_say_why_kvms_digest_differs_from_the_files() {
             "--igvm",
             path.to_str().unwrap(),
         ]);
-        let (ours, _) = hashed(true, plan.updates());
+        let (ours, _) = hashed(&plan);
         assert_ne!(ours, measured["measurement"].as_str().unwrap(), "case {i}");
     }
 }

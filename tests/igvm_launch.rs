@@ -2,6 +2,7 @@
 //! `vmsa diff` command lines on IGVM files written by the `igvm` crate.
 
 mod common;
+#[path = "../core/tests/igvm_common/mod.rs"]
 mod igvm_common;
 
 use common::TempDir;
@@ -9,11 +10,15 @@ use igvm::{IgvmDirectiveHeader as D, IgvmRevision};
 use igvm_common::*;
 use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType};
 use std::process::Command;
-use vmsa_core::Vmsa;
-use vmsa_core::igvm::vp::{IgvmLaunch, IgvmLaunchError, Source};
+use vmsa_core::arch::RESET_VECTOR as BSP_RESET_EIP;
 use vmsa_core::igvm::{At, IgvmFile, PlatformChoice};
-use vmsa_core::kvm_model::{INITIAL_VMSA_GPA, Refusal, VmmPath};
-use vmsa_core::reset::{BSP_RESET_EIP, CpuSignature, LaunchConfig, SevMode, VmmType, vcpu_vmsa};
+use vmsa_core::kvm::Refusal;
+use vmsa_core::launch::{
+    Firmware, Launch, LaunchConfig, LaunchError, VmsaSource as Source, vcpu_vmsa,
+};
+use vmsa_core::page::VMSA_GPA as INITIAL_VMSA_GPA;
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode, Vmsa};
 use zerocopy::{FromBytes, IntoBytes};
 
 const EPYC_V4: u32 = 0x800f12;
@@ -82,22 +87,24 @@ fn file_with_contexts(vcpu2: &Vmsa, vcpu2_gpa: u64) -> Vec<u8> {
     )
 }
 
-fn launch<'f, 'a>(
-    f: &'f IgvmFile<'a>,
-    t: IgvmPlatformType,
-    vcpus: u32,
-) -> Result<IgvmLaunch<'f, 'a>, IgvmLaunchError> {
-    let p = f.select(PlatformChoice::Only(t)).unwrap();
+/// `bytes` on its platform `t`.
+fn firmware(bytes: &[u8], t: IgvmPlatformType) -> Firmware<'_> {
+    let file = IgvmFile::parse(bytes).unwrap();
+    let platform = file.select(PlatformChoice::Only(t)).unwrap();
+    Firmware::Igvm { file, platform }
+}
+
+fn launch<'f, 'a>(fw: &'f Firmware<'a>, vcpus: u32) -> Result<Launch<'f, 'a>, LaunchError> {
     let cfg = LaunchConfig::new(SevMode::Snp, vcpus, CpuSignature(EPYC_V4), VmmType::Qemu);
-    IgvmLaunch::new(f, p, cfg, VmmPath::Qemu)
+    Launch::new(fw, &cfg)
 }
 
 #[test]
 fn contexts_become_vmsas_the_rest_get_the_reset_state() {
     let bytes = file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA);
-    let f = IgvmFile::parse(&bytes).unwrap();
-    let l = launch(&f, IgvmPlatformType::SEV_SNP, 4).unwrap();
-    let e: Vec<_> = l.entries().map(Result::unwrap).collect();
+    let fw = firmware(&bytes, IgvmPlatformType::SEV_SNP);
+    let l = launch(&fw, 4).unwrap();
+    let e: Vec<_> = l.vmsas().map(Result::unwrap).collect();
     assert_eq!(e.len(), 4);
     // vCPU 0: the second context replaced the first (at #2, offset 0x58; first at #1... ).
     assert_eq!(e[0].vmsa, kvm_exact(0));
@@ -134,10 +141,11 @@ fn contexts_become_vmsas_the_rest_get_the_reset_state() {
     }
     l.check_strict().unwrap();
     // The SEV-ES platform has its own context for vCPU 0, with features 0.
-    let es = launch(&f, IgvmPlatformType::SEV_ES, 2).unwrap();
+    let fw = firmware(&bytes, IgvmPlatformType::SEV_ES);
+    let es = launch(&fw, 2).unwrap();
     assert_eq!(es.config().mode, SevMode::SevEs);
-    assert_eq!(es.entry(0).unwrap().vmsa.sev_features, 0);
-    assert_eq!(es.entry(1).unwrap().source, Source::Reset);
+    assert_eq!(es.vmsa(0).unwrap().vmsa.sev_features, 0);
+    assert_eq!(es.vmsa(1).unwrap().source, Source::Reset);
 }
 
 #[test]
@@ -148,25 +156,32 @@ fn fidelity_findings_and_strict_mode() {
     odd.cpl = 3;
     odd.sev_features = 0x21; // SNP_ACTIVE | DEBUG_SWAP, vCPU 0 has only SNP_ACTIVE
     let bytes = file_with_contexts(&odd, 0x7000_0000);
-    let f = IgvmFile::parse(&bytes).unwrap();
-    let l = launch(&f, IgvmPlatformType::SEV_SNP, 3).unwrap();
-    let e = l.entry(2).unwrap();
+    let fw = firmware(&bytes, IgvmPlatformType::SEV_SNP);
+    let l = launch(&fw, 3).unwrap();
+    let e = l.vmsa(2).unwrap();
     let fid = l.fidelity(&e);
-    assert!(fid.refusals().contains(&Refusal::Gpa(0x7000_0000)));
-    assert!(
-        fid.refusals()
-            .contains(&Refusal::FeaturesDifferFromBsp { bsp: 1, this: 0x21 })
-    );
+    assert!(fid.refusals().contains(&Refusal::VmsaGpa {
+        vcpu: 2,
+        gpa: 0x7000_0000
+    }));
+    assert!(fid.refusals().contains(&Refusal::FeaturesDisagree {
+        vcpu: 2,
+        bsp: 1,
+        this: 0x21
+    }));
     let names: Vec<_> = fid.findings().map(|c| c.field.name).collect();
     assert!(
-        fid.refusals().iter().any(|r| matches!(r, Refusal::Kvm(_))),
+        fid.refusals().contains(&Refusal::Dr7 {
+            vcpu: 2,
+            dr7: 0x401
+        }),
         "{:?}",
         fid.refusals()
     );
     for n in ["gdtr", "cpl", "sev_features"] {
         assert!(names.contains(&n), "{n} not in {names:?}");
     }
-    let Err(IgvmLaunchError::NotReproducible {
+    let Err(LaunchError::NotReproducible {
         cpu_index: 2,
         at: At { index: 5, .. },
         ..
@@ -179,10 +194,10 @@ fn fidelity_findings_and_strict_mode() {
 #[test]
 fn out_of_range_vp_and_platforms_without_vmsas() {
     let bytes = file_with_contexts(&kvm_exact(2), INITIAL_VMSA_GPA);
-    let f = IgvmFile::parse(&bytes).unwrap();
+    let fw = firmware(&bytes, IgvmPlatformType::SEV_SNP);
     assert!(matches!(
-        launch(&f, IgvmPlatformType::SEV_SNP, 2),
-        Err(IgvmLaunchError::VpIndexOutOfRange {
+        launch(&fw, 2),
+        Err(LaunchError::VpIndexOutOfRange {
             vp_index: 2,
             vcpus: 2,
             ..
@@ -200,11 +215,8 @@ fn out_of_range_vp_and_platforms_without_vmsas() {
             data: vec![1],
         }],
     );
-    let f = IgvmFile::parse(&native).unwrap();
-    assert!(matches!(
-        launch(&f, IgvmPlatformType::NATIVE, 1),
-        Err(IgvmLaunchError::NoVmsas("native"))
-    ));
+    let fw = firmware(&native, IgvmPlatformType::NATIVE);
+    assert!(matches!(launch(&fw, 1), Err(LaunchError::NotSev("native"))));
 }
 
 // ---- the command line ----------------------------------------------------------------------

@@ -14,13 +14,14 @@ use igvm_defs::{
     IGVM_VHS_PARAMETER, IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM, IgvmPageDataFlags,
     IgvmPageDataType, IgvmPlatformType, IgvmVariableHeaderType,
 };
-use vmsa_core::Vmsa;
 use vmsa_core::flags::Cr4;
-use vmsa_core::igvm::vp::{IgvmLaunch, Source};
+use vmsa_core::igvm::load::{self as igvm_load, LoadData, LoadKind};
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
-use vmsa_core::igvm_load::{self, LoadData, LoadKind};
-use vmsa_core::kvm_model::{INITIAL_VMSA_GPA, VmmPath};
-use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType};
+use vmsa_core::kvm::VmmPath;
+use vmsa_core::launch::{Firmware, Launch, LaunchConfig, VmsaSource};
+use vmsa_core::page::VMSA_GPA;
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode, Vmsa};
 use vmsa_kvm::testfw::{self, long_mode};
 use vmsa_kvm::vm::{RunEnd, RunLimits, Vm, VmConfig};
 use zerocopy::{FromBytes, IntoBytes};
@@ -48,6 +49,11 @@ fn context(vp: u16) -> Vmsa {
 /// The IGVM file: an SNP platform, its policy, the long-mode guest's pages, a parameter area
 /// with the VP count, 2 MiB of required memory, and a VP context for each of `contexts` vCPUs.
 fn igvm_file(contexts: u16) -> Vec<u8> {
+    igvm_file_of(&(0..contexts).map(context).collect::<Vec<_>>())
+}
+
+/// [`igvm_file`] with these VP contexts, vCPU 0's first.
+fn igvm_file_of(contexts: &[Vmsa]) -> Vec<u8> {
     let platforms = vec![IgvmPlatformHeader::SupportedPlatform(
         IGVM_VHS_SUPPORTED_PLATFORM {
             compatibility_mask: MASK,
@@ -96,12 +102,12 @@ fn igvm_file(contexts: u16) -> Vec<u8> {
             parameter_area_index: 0,
         },
     ));
-    for vp in 0..contexts {
+    for (vp, vmsa) in (0..).zip(contexts) {
         d.push(IgvmDirectiveHeader::SnpVpContext {
-            gpa: INITIAL_VMSA_GPA,
+            gpa: VMSA_GPA,
             compatibility_mask: MASK,
             vp_index: vp,
-            vmsa: Box::new(SevVmsa::read_from_bytes(context(vp).as_bytes()).unwrap()),
+            vmsa: Box::new(SevVmsa::read_from_bytes(vmsa.as_bytes()).unwrap()),
         });
     }
     let file = igvm::IgvmFile::new(IgvmRevision::V1, platforms, inits, d).expect("igvm accepts");
@@ -163,22 +169,33 @@ fn placements_are_the_files_page_data_parameters_and_required_memory() {
     assert_eq!(igvm_load::loads(&file, 2, 1).count(), 0);
 }
 
-/// The launch VMSAs of the file: the contexts, and the reset state for vCPUs without one.
-fn launch_vmsas(bytes: &[u8], vcpus: u32) -> Vec<(Vmsa, Source)> {
-    let file = IgvmFile::parse(bytes).unwrap();
+/// The file on its strongest platform (SNP).
+fn firmware(file: IgvmFile<'_>) -> Firmware<'_> {
     let platform = file.select(PlatformChoice::Strongest).unwrap();
-    let cfg = LaunchConfig::new(
+    Firmware::Igvm { file, platform }
+}
+
+/// The launch configuration of `vmsa run --igvm`: vmsa-kvm programs every register.
+fn config(vcpus: u32) -> LaunchConfig {
+    let mut cfg = LaunchConfig::new(
         SevMode::Snp,
         vcpus,
         CpuSignature(0x00a0_0f11),
         VmmType::Qemu,
     );
-    let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Direct).unwrap();
+    cfg.path = VmmPath::Direct;
+    cfg
+}
+
+/// The launch VMSAs of the file: the contexts, and the reset state for vCPUs without one.
+fn launch_vmsas(bytes: &[u8], vcpus: u32) -> Vec<(Vmsa, VmsaSource)> {
+    let fw = firmware(IgvmFile::parse(bytes).unwrap());
+    let launch = Launch::new(&fw, &config(vcpus)).unwrap();
     launch
         .check_strict()
         .expect("KVM reproduces these contexts");
     launch
-        .entries()
+        .vmsas()
         .map(|e| e.map(|e| (e.vmsa, e.source)).unwrap())
         .collect()
 }
@@ -195,7 +212,7 @@ fn long_mode_vp_contexts_from_igvm_run_and_report_their_registers() {
     assert!(
         entries
             .iter()
-            .all(|(_, s)| matches!(s, Source::Context { .. }))
+            .all(|(_, s)| matches!(s, VmsaSource::Context { .. }))
     );
     let file = IgvmFile::parse(&bytes).unwrap();
     let mut vm = Vm::new(&VmConfig {
@@ -238,7 +255,7 @@ fn long_mode_vp_contexts_from_igvm_run_and_report_their_registers() {
             r.first_exits
         );
         let expected = vm.vcpus[r.index]
-            .fidelity
+            .report
             .as_ref()
             .unwrap()
             .expected()
@@ -288,7 +305,7 @@ fn a_vcpu_without_a_context_gets_the_reset_state() {
     }
     let bytes = igvm_file(1);
     let entries = launch_vmsas(&bytes, 2);
-    assert_eq!(entries[1].1, Source::Reset);
+    assert_eq!(entries[1].1, VmsaSource::Reset);
     let ap = &entries[1].0;
     assert_eq!(
         (ap.cs.base, ap.rip, ap.rdx),
@@ -386,76 +403,71 @@ fn vmsa_run_igvm_prints_where_each_vcpu_started_and_how_it_exited() {
     );
 }
 
-/// The IGVM SEV launch through vmsa-kvm: the plan's digest is the file's, VMSAs that disagree
-/// on sev_features or a plan outside guest RAM are refused before anything is opened, and
-/// without SEV hardware the launch stops at the first SEV step with what is missing.
+/// The IGVM SEV launch through vmsa-kvm: the launch's digest is the file's, VMSAs that disagree
+/// on sev_features are refused when the launch is computed and updates outside guest RAM before
+/// anything is opened, and without SEV hardware the launch stops at the first SEV step with
+/// what is missing.
 #[test]
 fn igvm_sev_launch_walks_the_plan_and_stops_cleanly() {
-    use vmsa_core::launch_plan::PlanError;
-    use vmsa_core::measure::NoObserver;
-    use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
-    use vmsa_core::preflight::PreflightError;
-    use vmsa_kvm::sev::{self, LaunchError};
+    use vmsa_core::kvm::Refusal;
+    use vmsa_core::launch::UpdateSource;
+    use vmsa_core::measure::{NoObserver, Sha2Pages};
+    use vmsa_kvm::sev::{self, SevError};
     let bytes = igvm_file(2);
-    let file = IgvmFile::parse(&bytes).unwrap();
-    let platform = file.select(PlatformChoice::Strongest).unwrap();
-    let cfg = LaunchConfig::new(SevMode::Snp, 2, CpuSignature(0x00a0_0f11), VmmType::Qemu);
-    let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Direct).unwrap();
-    let entries: Vec<_> = launch.entries().map(Result::unwrap).collect();
-    let config = VmConfig {
+    let fw = firmware(IgvmFile::parse(&bytes).unwrap());
+    let launch = Launch::new(&fw, &config(2)).unwrap();
+    let vm = VmConfig {
         ram_size: 2 << 20,
         firmware: Vec::new(),
         vcpus: 2,
     };
-    let (report, r) = sev::launch_igvm(&file, &platform, &entries, &config, 0x30000);
-    let file_digest =
-        igvm_launch_digest(&file, &platform, IgvmOptions::default(), NoObserver).unwrap();
+    let (report, r) = sev::launch(&launch, &vm, 0x30000);
+    // The file's own digest (the spec profile's, `vmsa measure --igvm`).
+    let (file_digest, NoObserver) = launch.digest(&Sha2Pages, NoObserver).unwrap();
     assert_eq!(report.expected_digest.as_deref(), Some(file_digest.bytes()));
     assert_eq!(report.file_digest_difference, None);
+    // The VMSAs are sent last, one per vCPU, in vCPU order (KVM measures them so).
+    let cpus: Vec<u32> = launch
+        .updates()
+        .unwrap()
+        .filter_map(|u| match u.source {
+            UpdateSource::Vmsa { cpu } => Some(cpu),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cpus, [0, 1]);
+    assert!(launch.updates().unwrap().last().unwrap().is_vmsa());
     if std::path::Path::new("/dev/sev").exists() {
         eprintln!("SKIPPED: /dev/sev exists; the rest covers the failure path only");
         return;
     }
     assert_eq!(report.done.len(), 1, "{:?}", report.done);
-    assert!(matches!(r, Err(LaunchError::NoSevDevice(_))), "{r:?}");
+    assert!(matches!(r, Err(SevError::NoSevDevice(_))), "{r:?}");
 
     // vCPU 1's context asks for other sev_features: the core preflight refuses it first.
-    let mut bad = entries.clone();
-    bad[1].vmsa.sev_features = 0x21;
-    let (report, r) = sev::launch_igvm(&file, &platform, &bad, &config, 0x30000);
+    let mut ap = context(1);
+    ap.sev_features = 0x21;
+    let bad = igvm_file_of(&[context(0), ap]);
+    let bad = firmware(IgvmFile::parse(&bad).unwrap());
+    let bad = Launch::new(&bad, &config(2)).unwrap();
+    let (report, r) = sev::launch(&bad, &vm, 0x30000);
     assert!(report.done.is_empty());
     assert!(
         matches!(
             r,
-            Err(LaunchError::Preflight(PreflightError::FeaturesDisagree {
-                vcpu: 1,
-                ..
-            }))
+            Err(SevError::Refused(Refusal::FeaturesDisagree { vcpu: 1, .. }))
         ),
         "{r:?}"
     );
     // The parameter area at 0x9000 lies outside 32 KiB of RAM.
     let tiny = VmConfig {
         ram_size: 0x8000,
-        ..config.clone()
+        ..vm.clone()
     };
-    let (report, r) = sev::launch_igvm(&file, &platform, &entries, &tiny, 0x30000);
+    let (report, r) = sev::launch(&launch, &tiny, 0x30000);
     assert!(report.done.is_empty());
     assert!(
-        matches!(r, Err(LaunchError::OutsideMemory { gpa, .. }) if gpa >= 0x8000),
-        "{r:?}"
-    );
-    // VMSAs out of vCPU order are refused by the plan.
-    let swapped = vec![entries[1].clone(), entries[0].clone()];
-    let (_, r) = sev::launch_igvm(&file, &platform, &swapped, &config, 0x30000);
-    assert!(
-        matches!(
-            r,
-            Err(LaunchError::Plan(PlanError::VcpuOrder {
-                position: 0,
-                cpu: 1
-            }))
-        ),
+        matches!(r, Err(SevError::OutsideMemory { gpa, .. }) if gpa >= 0x8000),
         "{r:?}"
     );
 }

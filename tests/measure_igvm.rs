@@ -6,6 +6,7 @@
 //! profile); igvmmeasure's SNP reading checked against the `igvm` crate on the equivalent file.
 
 mod common;
+#[path = "../core/tests/igvm_common/mod.rs"]
 mod igvm_common;
 
 use common::{TempDir, vmsa_bin};
@@ -16,8 +17,13 @@ use igvm_defs::*;
 use proptest::prelude::*;
 use std::process::Command;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
-use vmsa_core::measure::igvm::{IgvmMeasureError, IgvmOptions, IgvmProfile, igvm_launch_digest};
-use vmsa_core::measure::{MeasuredItem, NoObserver, PageType};
+use vmsa_core::launch::{
+    self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig, LaunchError,
+};
+use vmsa_core::measure::{MeasuredItem, NoObserver, Observer, Sha2Pages};
+use vmsa_core::page::PageType;
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
 use zerocopy::FromZeros;
 
 fn ours(bytes: &[u8], platform: IgvmPlatformType, native_zero: bool) -> Vec<u8> {
@@ -32,11 +38,27 @@ fn try_ours(
     bytes: &[u8],
     platform: IgvmPlatformType,
     options: IgvmOptions,
-) -> Result<Vec<u8>, IgvmMeasureError> {
+) -> Result<Vec<u8>, LaunchError> {
+    Ok(measured(bytes, platform, options, NoObserver)?.0)
+}
+
+/// The launch digest of `bytes` on `platform` read with `options` (as many vCPUs as the file
+/// has VP contexts), each step reported to `observer`.
+fn measured<O: Observer>(
+    bytes: &[u8],
+    platform: IgvmPlatformType,
+    options: IgvmOptions,
+    observer: O,
+) -> Result<(Vec<u8>, O), LaunchError> {
     let file = IgvmFile::parse(bytes).expect("our reader accepts the file");
     let p = file.select(PlatformChoice::Only(platform)).unwrap();
-    let d = igvm_launch_digest(&file, &p, options, NoObserver)?;
-    Ok(d.bytes().to_vec())
+    let vcpus = launch::igvm_vcpus(&file, &p);
+    let fw = Firmware::Igvm { file, platform: p };
+    let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, CpuSignature(0x800f12), VmmType::Qemu);
+    cfg.igvm = options;
+    let l = Launch::new(&fw, &cfg)?;
+    let (d, o) = l.digest(&Sha2Pages, observer)?;
+    Ok((d.bytes().to_vec(), o))
 }
 
 const IGVMMEASURE: IgvmOptions = IgvmOptions {
@@ -108,16 +130,20 @@ fn every_directive_kind_equals_the_igvm_crate() {
 #[test]
 fn items_in_order() {
     let bytes = every_kind();
-    let file = IgvmFile::parse(&bytes).unwrap();
-    let p = file.select(PlatformChoice::Strongest).unwrap();
     let mut items: Vec<MeasuredItem> = Vec::new();
     struct Collect<'a>(&'a mut Vec<MeasuredItem>);
-    impl vmsa_core::measure::Observer for Collect<'_> {
+    impl Observer for Collect<'_> {
         fn measured(&mut self, item: &MeasuredItem) {
             self.0.push(*item);
         }
     }
-    igvm_launch_digest(&file, &p, IgvmOptions::default(), Collect(&mut items)).unwrap();
+    measured(
+        &bytes,
+        IgvmPlatformType::SEV_SNP,
+        IgvmOptions::default(),
+        Collect(&mut items),
+    )
+    .unwrap();
     let got: Vec<(u64, u8)> = items
         .iter()
         .map(|i| (i.gpa, i.page_type.unwrap().0))
@@ -147,10 +173,7 @@ fn items_in_order() {
         ]
     );
     // The empty NORMAL page is measured as a page of zeros.
-    assert_eq!(
-        items[4].contents,
-        vmsa_core::measure::snp::sha384_zero_page()
-    );
+    assert_eq!(items[4].contents, vmsa_core::measure::sha384_zero_page());
 }
 
 #[test]
@@ -277,7 +300,7 @@ fn sev_es_snp_only_and_unmeasured_pages() {
         let err = try_ours(&bytes, IgvmPlatformType::SEV_ES, IgvmOptions::default()).unwrap_err();
         assert_eq!(
             err,
-            IgvmMeasureError::SnpOnlyPage {
+            LaunchError::SnpOnlyPage {
                 header_index: 3,
                 gpa: 0x3000,
                 what
@@ -310,7 +333,7 @@ fn large_pages() {
     let empty = file(vec![]);
     assert!(matches!(
         try_ours(&empty, IgvmPlatformType::SEV_SNP, IgvmOptions::default()),
-        Err(IgvmMeasureError::LargePage { gpa: 0x20_0000, .. })
+        Err(LaunchError::LargePage { gpa: 0x20_0000, .. })
     ));
     // The same 512 pages, one directive each, as the `igvm` crate measures them.
     let mut pages = vec![page(
@@ -336,7 +359,7 @@ fn large_pages() {
     );
     assert!(matches!(
         try_ours(&file(vec![2; 4096]), IgvmPlatformType::SEV_SNP, IGVMMEASURE),
-        Err(IgvmMeasureError::LargePageWithData { gpa: 0x20_0000, .. })
+        Err(LaunchError::LargePageWithData { gpa: 0x20_0000, .. })
     ));
 }
 

@@ -5,6 +5,7 @@
 //! file rewritten into the order and pages QEMU sends; SEV-ES by hand.
 
 mod common;
+#[path = "../core/tests/igvm_common/mod.rs"]
 mod igvm_common;
 
 use common::{TempDir, vmsa_bin};
@@ -12,7 +13,10 @@ use igvm::snp_defs::SevVmsa;
 use igvm::{IgvmDirectiveHeader as D, IgvmRevision, IsolationType};
 use igvm_common::*;
 use igvm_defs::*;
-use vmsa_core::reset::{BSP_RESET_EIP, CpuSignature, LaunchConfig, SevMode, VmmType, vcpu_vmsa};
+use vmsa_core::arch::RESET_VECTOR as BSP_RESET_EIP;
+use vmsa_core::launch::{LaunchConfig, vcpu_vmsa};
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
 use zerocopy::{FromBytes, IntoBytes};
 
 const VMSA_GPA: u64 = 0xFFFF_FFFF_F000;

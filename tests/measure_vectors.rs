@@ -1,5 +1,5 @@
 //! Known-answer tests: every vector and must-fail case of sev-snp-measure 0.0.13's public test
-//! suite (`../shared/fixtures/sev-snp-measure/vectors.json`), run through the real `vmsa measure`
+//! suite (`tests/data/sev-snp-measure/vectors.json`, see TESTING.md), run through the real `vmsa measure`
 //! binary with sev-snp-measure's own options.
 mod common;
 
@@ -9,9 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(fixture("vectors.json")).expect(
-        "../shared/fixtures/sev-snp-measure/vectors.json (the shared fixtures beside the repo)",
-    );
+    let text = std::fs::read_to_string(fixture("vectors.json"))
+        .expect("tests/data/sev-snp-measure/vectors.json");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -194,54 +193,65 @@ fn b64_of_hex(hex: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// The core's in-memory `launch_digest` (what the browser page and the main job use) gives the
-/// same known answers as the streaming command line.
+/// The core's digest with its own one-page-at-a-time hasher (what the browser page and the main
+/// job use) gives the same known answers as the command line, which hashes on every core.
 #[test]
 fn core_launch_digest_equals_the_vectors() {
-    use vmsa_core::measure::SevHashes;
-    use vmsa_core::measure::ovmf::{LaunchMode, launch_digest};
+    use vmsa_core::hash_table::SevHashes;
+    use vmsa_core::launch::{Firmware, Launch, LaunchConfig};
+    use vmsa_core::measure::{NoObserver, Sha2Pages};
     use vmsa_core::ovmf::OvmfImage;
-    use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+    use vmsa_core::reset::VmmType;
+    use vmsa_core::{CpuSignature, SevMode};
     let image = std::fs::read(fixture("ovmf_AmdSev_suffix.bin")).unwrap();
-    let fw = OvmfImage::parse(&image).unwrap();
+    let fw = Firmware::Ovmf(OvmfImage::parse(&image).unwrap());
+    let digest = |mode, vcpus, vmm, kernel| {
+        let mut cfg = LaunchConfig::new(mode, vcpus, sig_of(), vmm);
+        cfg.kernel = kernel;
+        let launch = Launch::new(&fw, &cfg).unwrap();
+        let (d, NoObserver) = launch.digest(&Sha2Pages, NoObserver).unwrap();
+        d.bytes().to_vec()
+    };
+    fn sig_of() -> CpuSignature {
+        CpuSignature(0x800f12)
+    }
     let empty = SevHashes {
         kernel: SevHashes::sha256(b""),
         initrd: SevHashes::sha256(b""),
         cmdline: SevHashes::cmdline_hash(Some("")),
     };
-    let sig = CpuSignature(0x800f12);
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let cases = [
         (
-            LaunchMode::Snp,
+            SevMode::Snp,
             4,
             VmmType::Qemu,
             Some(empty),
             "5061fffb019493a903613d56d54b94912a1a2f9e4502385f5c194616753720a92441310ba6c4933de877c36e23046ad5",
         ),
         (
-            LaunchMode::Snp,
+            SevMode::Snp,
             1,
             VmmType::Qemu,
             None,
             "19358ba9a7615534a9a1e2f0dfc29384dcd4dcb7062ff9c6013b26869a5fc6ecabe033c48dd6f6db5d6d76e7c5df632d",
         ),
         (
-            LaunchMode::Snp,
+            SevMode::Snp,
             4,
             VmmType::Gce,
             Some(empty),
             "5c5debf100fc339f90276e761ee1f1658d08922c3b20e2a2e6c7a6c3370b2452a15a00eae11886a93d6fd1e7ab81e29d",
         ),
         (
-            LaunchMode::Snp,
+            SevMode::Snp,
             1,
             VmmType::Ec2,
             Some(empty),
             "0883bd0eeb716e65b7b977a321c278d1e51b33b5c655fab985443bbcc65c086b9c15e8a0bd8811050dec7e24964e5056",
         ),
         (
-            LaunchMode::SevEs,
+            SevMode::SevEs,
             4,
             VmmType::Qemu,
             Some(empty),
@@ -249,41 +259,17 @@ fn core_launch_digest_equals_the_vectors() {
         ),
     ];
     for (mode, vcpus, vmm, hashes, want) in cases {
-        let sev_mode = if mode == LaunchMode::Snp {
-            SevMode::Snp
-        } else {
-            SevMode::SevEs
-        };
-        let vmsas = launch_vmsas(&fw, &LaunchConfig::new(sev_mode, vcpus, sig, vmm)).unwrap();
-        let (d, _) = launch_digest(
-            &image,
-            &fw,
-            mode,
-            vmm,
-            hashes.as_ref(),
-            Some(&vmsas),
-            vmsa_core::measure::NoObserver,
-        )
-        .unwrap();
-        assert_eq!(hex(d.bytes()), want, "{mode:?} {vcpus} {vmm:?}");
+        let d = digest(mode, vcpus, vmm, hashes);
+        assert_eq!(hex(&d), want, "{mode:?} {vcpus} {vmm:?}");
     }
     // SEV with the command line of the `sev` vector.
     let hashes = SevHashes {
         cmdline: SevHashes::cmdline_hash(Some("console=ttyS0 loglevel=7")),
         ..empty
     };
-    let (d, _) = launch_digest(
-        &image,
-        &fw,
-        LaunchMode::Sev,
-        VmmType::Qemu,
-        Some(&hashes),
-        None,
-        vmsa_core::measure::NoObserver,
-    )
-    .unwrap();
+    let d = digest(SevMode::Sev, 1, VmmType::Qemu, Some(hashes));
     assert_eq!(
-        hex(d.bytes()),
+        hex(&d),
         "82a3ee5d537c3620628270c292ae30cb40c3c878666a7890ee7ef2a08fb535ff"
     );
 }

@@ -11,15 +11,16 @@
 //!   tool assumes (FCW/MXCSR 0).
 mod common;
 
-use common::{TempDir, fixture, peer_installed};
+use common::{TempDir, fixture, launch_vmsas, peer_installed};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use vmsa_core::flags::SevFeatures;
-use vmsa_core::kvm_model::{
-    FidelityParams, INITIAL_VMSA_GPA, KvmParams, Origin, VmInit, VmmPath, check_vmsa,
-};
+use vmsa_core::kvm::{FidelityParams, KvmParams, Origin, Refusal, VmInit, VmmPath, check_vmsa};
+use vmsa_core::launch::{LaunchConfig, LaunchError};
 use vmsa_core::ovmf::{self, OvmfImage, Section, SectionType, TableEntry};
-use vmsa_core::reset::{CpuSignature, LaunchConfig, LaunchError, SevMode, VmmType, launch_vmsas};
+use vmsa_core::page::VMSA_GPA as INITIAL_VMSA_GPA;
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
 
 /// SNP with two EPYC-v4 vCPUs, as both sev-snp-measure and `vmsa reset` spell it.
 const SNP_2_EPYC: [&str; 6] = ["--mode", "snp", "--vcpus", "2", "--vcpu-type", "EPYC-v4"];
@@ -136,14 +137,17 @@ fn launch_refusals() {
     ovmf::build(&mut img, &[], Some(&secs)).unwrap();
     let fw = OvmfImage::parse(&img).unwrap();
     let mut cfg = LaunchConfig::new(SevMode::Snp, 0, epyc(), VmmType::Qemu);
-    assert_eq!(launch_vmsas(&fw, &cfg), Err(LaunchError::NoVcpus));
+    assert_eq!(
+        launch_vmsas(&fw, &cfg),
+        Err(LaunchError::Refused(Refusal::NoVcpus))
+    );
     cfg.vcpus = 4097;
     assert_eq!(
         launch_vmsas(&fw, &cfg),
-        Err(LaunchError::TooManyVcpus {
+        Err(LaunchError::Refused(Refusal::TooManyVcpus {
             vcpus: 4097,
             max: 4096
-        })
+        }))
     );
     cfg.vcpus = 2;
     assert_eq!(
@@ -159,13 +163,13 @@ fn launch_refusals() {
     cfg.guest_features = SevFeatures::DEBUG_SWAP;
     assert_eq!(
         launch_vmsas(&fw, &cfg),
-        Err(LaunchError::SnpActiveMissing(0x20))
+        Err(LaunchError::Refused(Refusal::SnpActiveMissing(0x20)))
     );
     let mut es = LaunchConfig::new(SevMode::SevEs, 1, epyc(), VmmType::Qemu);
     es.guest_features = SevFeatures::SNP_ACTIVE;
     assert_eq!(
         launch_vmsas(&fw, &es),
-        Err(LaunchError::SnpActiveWithoutSnp(1))
+        Err(LaunchError::Refused(Refusal::SnpActiveWithoutSnp(1)))
     );
     // Unknown section types are refused for SNP.
     let odd = [Section::new(0x800000, 0x1000, SectionType(0x42))];
@@ -235,13 +239,13 @@ fn qemu_tr_base_bug_is_flagged() {
     };
     for (_, page) in launch.pages() {
         assert!(
-            check_vmsa(page, INITIAL_VMSA_GPA, 1, &qemu).is_exact(),
+            check_vmsa(page, 0, INITIAL_VMSA_GPA, 1, &qemu).is_exact(),
             "our launch VMSAs are reproducible through QEMU"
         );
     }
     let mut igvm_like = launch.bsp().clone();
     igvm_like.tr.base = 0x5000;
-    let f = check_vmsa(&igvm_like, INITIAL_VMSA_GPA, 1, &qemu);
+    let f = check_vmsa(&igvm_like, 0, INITIAL_VMSA_GPA, 1, &qemu);
     assert!(f.refusals().is_empty(), "QEMU accepts it");
     let finding = f.findings().next().unwrap();
     assert_eq!(
@@ -258,7 +262,7 @@ fn qemu_tr_base_bug_is_flagged() {
         path: VmmPath::Direct,
         ..qemu
     };
-    assert!(check_vmsa(&igvm_like, INITIAL_VMSA_GPA, 1, &direct).is_exact());
+    assert!(check_vmsa(&igvm_like, 0, INITIAL_VMSA_GPA, 1, &direct).is_exact());
 }
 
 /// sev-snp-measure's QEMU values assume `KVM_SEV_INIT2`; QEMU's `sev-guest` default is the legacy

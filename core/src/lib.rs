@@ -2,11 +2,20 @@
 //!
 //! An SEV-ES/SNP vCPU starts from an encrypted 4 KiB page, the VMSA (VM save area), and every
 //! VMSA is part of the launch measurement the guest owner attests. This crate models that page
-//! byte for byte ([`Vmsa`]), converts segment attributes between every encoding the stack uses
-//! ([`segment`]), and names the flag registers ([`flags`]).
+//! byte for byte ([`Vmsa`]), reads the firmware that decides it ([`ovmf`], [`igvm`]), models
+//! what KVM does to it ([`kvm`]), and computes a whole launch — its VMSAs, its ordered updates,
+//! its refusals and its digest — in one place ([`launch`]).
 //!
 //! The crate is `#![no_std]`, needs no allocator, and contains no `unsafe`: every byte view goes
-//! through `zerocopy`.
+//! through `zerocopy`. Its layers, bottom up (imports point down; `ARCHITECTURE.md` has the
+//! rules):
+//!
+//! | floor | modules |
+//! |---|---|
+//! | wire types | [`arch`], [`flags`], [`segment`], [`vmsa`], [`guid`], [`mode`], [`cpu`], [`page`], [`hash_table`], [`snp_cpuid`] |
+//! | formats and hashing | [`ovmf`], [`igvm`], [`measure`] |
+//! | models | [`reset`], [`kvm`] |
+//! | the launch | [`launch`] |
 //!
 //! ```
 //! use vmsa_core::{Vmsa, flags::SevFeatures, segment::SegmentAttributes};
@@ -43,24 +52,35 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+// Wire types.
+pub mod arch;
+pub mod cpu;
 pub mod flags;
-pub mod igvm;
-pub mod igvm_load;
-pub mod kvm_model;
-pub mod kvm_readback;
-pub mod launch_plan;
-pub mod measure;
-pub mod ovmf;
-pub mod preflight;
-pub mod reset;
+pub mod guid;
+pub mod hash_table;
+pub mod mode;
+pub mod page;
 pub mod segment;
 pub mod snp_cpuid;
 pub mod vmsa;
+// Formats and hashing.
+pub mod igvm;
+pub mod measure;
+pub mod ovmf;
+// Models.
+pub mod kvm;
+pub mod reset;
+// The launch.
+pub mod launch;
 
 #[cfg(feature = "proptest")]
 pub mod strategy;
 
+pub use cpu::CpuSignature;
+pub use guid::Guid;
+pub use mode::SevMode;
 pub use segment::{SegmentAttributes, VmcbSegment};
+pub use vmsa::{Vmsa, VmsaError};
 
 /// What a file is, by content, as `vmsa inspect` and the browser page detect it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,4 +114,3 @@ impl FileKind {
         }
     }
 }
-pub use vmsa::{Vmsa, VmsaError};

@@ -79,8 +79,15 @@ pub fn vmsa() -> impl Strategy<Value = Vmsa> {
 /// `proptest-regressions/<name>.txt` under the running crate's root (the directory the project
 /// commits), instead of proptest's default beside the source file.
 pub fn config(name: &str, cases: u32) -> ProptestConfig {
-    let path: &'static str =
-        std::boxed::Box::leak(std::format!("proptest-regressions/{name}.txt").into_boxed_str());
+    // The workspace's `proptest-regressions/`, whichever crate's tests run (cargo runs each in
+    // its own package directory).
+    let path: &'static str = std::boxed::Box::leak(
+        std::format!(
+            "{}/../proptest-regressions/{name}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        )
+        .into_boxed_str(),
+    );
     ProptestConfig {
         cases,
         failure_persistence: Some(std::boxed::Box::new(

@@ -49,6 +49,9 @@ pub enum FieldKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Field {
+    /// Its typed id.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub id: FieldId,
     /// The field name, as in Linux `struct sev_es_save_area` (reserved gaps named by offset).
     pub name: &'static str,
     /// Byte offset in the page.
@@ -59,8 +62,55 @@ pub struct Field {
     pub kind: FieldKind,
 }
 
+/// A field of the page, by its offset: `FieldId::RIP`, `FieldId::SEV_FEATURES`. The ids are
+/// generated with the layout, so a misspelt field is a build error and matching on fields is
+/// matching on integers.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct FieldId(u16);
+
+impl FieldId {
+    /// The field's offset in the page.
+    pub const fn offset(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The field's position in [`FIELDS`].
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "i < FIELDS.len(); slice::get is not const"
+    )]
+    pub const fn index(self) -> usize {
+        let mut i = 0;
+        while i < FIELDS.len() {
+            if FIELDS[i].offset == self.0 as usize {
+                return i;
+            }
+            i += 1;
+        }
+        // Every FieldId is made by `vmsa_layout!` from a row of FIELDS.
+        FIELDS.len()
+    }
+
+    /// The field.
+    pub fn field(self) -> &'static Field {
+        match FIELDS.get(self.index()) {
+            Some(f) => f,
+            None => &FIELDS_END,
+        }
+    }
+}
+
+/// Not a field: what [`FieldId::field`] would give for an id that no row made (none exists).
+const FIELDS_END: Field = Field {
+    id: FieldId(VMSA_SIZE as u16),
+    name: "",
+    offset: VMSA_SIZE,
+    size: 0,
+    kind: FieldKind::Reserved,
+};
+
 macro_rules! vmsa_layout {
-    ($( $(#[$doc:meta])* $off:literal $name:ident : $ty:ty => $kind:ident ),* $(,)?) => {
+    ($( $(#[$doc:meta])* $off:literal $name:ident $id:ident : $ty:ty => $kind:ident ),* $(,)?) => {
         /// The 4096-byte SEV-ES/SNP VMSA page.
         ///
         /// `repr(C)` without packing: every field is naturally aligned at its architectural
@@ -68,7 +118,7 @@ macro_rules! vmsa_layout {
         /// one with [`FromZeros::new_zeroed`] or [`Vmsa::from_page`]; the reset states are
         /// deliberate, named constructors elsewhere, not a `Default`.
         #[repr(C)]
-        #[derive(Clone, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
+        #[derive(FromBytes, IntoBytes, Immutable, KnownLayout)]
         pub struct Vmsa {
             $( $(#[$doc])* pub $name: $ty, )*
         }
@@ -78,231 +128,259 @@ macro_rules! vmsa_layout {
         /// Every field of the page in offset order, reserved gaps included; they tile the
         /// 4096 bytes exactly (checked by a unit test).
         pub const FIELDS: &[Field] = &[
-            $( Field { name: stringify!($name), offset: $off, size: core::mem::size_of::<$ty>(), kind: FieldKind::$kind }, )*
+            $( Field { id: FieldId::$id, name: stringify!($name), offset: $off, size: core::mem::size_of::<$ty>(), kind: FieldKind::$kind }, )*
         ];
+
+        /// The typed id of every field, named as the field in capitals.
+        impl FieldId {
+            $( #[doc = concat!("`", stringify!($name), "` at offset ", stringify!($off), ".")] pub const $id: Self = Self($off); )*
+        }
     };
 }
 
 vmsa_layout! {
     /// ES.
-    0x000 es: VmcbSegment => Segment,
+    0x000 es ES: VmcbSegment => Segment,
     /// CS.
-    0x010 cs: VmcbSegment => Segment,
+    0x010 cs CS: VmcbSegment => Segment,
     /// SS.
-    0x020 ss: VmcbSegment => Segment,
+    0x020 ss SS: VmcbSegment => Segment,
     /// DS.
-    0x030 ds: VmcbSegment => Segment,
+    0x030 ds DS: VmcbSegment => Segment,
     /// FS.
-    0x040 fs: VmcbSegment => Segment,
+    0x040 fs FS: VmcbSegment => Segment,
     /// GS.
-    0x050 gs: VmcbSegment => Segment,
+    0x050 gs GS: VmcbSegment => Segment,
     /// GDTR (only base and limit reach KVM).
-    0x060 gdtr: VmcbSegment => Segment,
+    0x060 gdtr GDTR: VmcbSegment => Segment,
     /// LDTR.
-    0x070 ldtr: VmcbSegment => Segment,
+    0x070 ldtr LDTR: VmcbSegment => Segment,
     /// IDTR (only base and limit reach KVM).
-    0x080 idtr: VmcbSegment => Segment,
+    0x080 idtr IDTR: VmcbSegment => Segment,
     /// TR.
-    0x090 tr: VmcbSegment => Segment,
+    0x090 tr TR: VmcbSegment => Segment,
     /// VMPL0 shadow stack pointer (APM `PL0_SSP`).
-    0x0a0 vmpl0_ssp: u64 => Int,
+    0x0a0 vmpl0_ssp VMPL0_SSP: u64 => Int,
     /// VMPL1 shadow stack pointer.
-    0x0a8 vmpl1_ssp: u64 => Int,
+    0x0a8 vmpl1_ssp VMPL1_SSP: u64 => Int,
     /// VMPL2 shadow stack pointer.
-    0x0b0 vmpl2_ssp: u64 => Int,
+    0x0b0 vmpl2_ssp VMPL2_SSP: u64 => Int,
     /// VMPL3 shadow stack pointer.
-    0x0b8 vmpl3_ssp: u64 => Int,
+    0x0b8 vmpl3_ssp VMPL3_SSP: u64 => Int,
     /// U_CET MSR.
-    0x0c0 u_cet: u64 => Int,
+    0x0c0 u_cet U_CET: u64 => Int,
     /// Reserved.
-    0x0c8 reserved_0c8: [u8; 2] => Reserved,
+    0x0c8 reserved_0c8 RESERVED_0C8: [u8; 2] => Reserved,
     /// VMPL the VMSA runs at.
-    0x0ca vmpl: u8 => Int,
+    0x0ca vmpl VMPL: u8 => Int,
     /// Current privilege level (KVM sets it to SS.DPL).
-    0x0cb cpl: u8 => Int,
+    0x0cb cpl CPL: u8 => Int,
     /// Reserved.
-    0x0cc reserved_0cc: [u8; 4] => Reserved,
+    0x0cc reserved_0cc RESERVED_0CC: [u8; 4] => Reserved,
     /// EFER.
-    0x0d0 efer: u64 => Efer,
+    0x0d0 efer EFER: u64 => Efer,
     /// Reserved.
-    0x0d8 reserved_0d8: [u8; 104] => Reserved,
+    0x0d8 reserved_0d8 RESERVED_0D8: [u8; 104] => Reserved,
     /// XSS MSR.
-    0x140 xss: u64 => Int,
+    0x140 xss XSS: u64 => Int,
     /// CR4.
-    0x148 cr4: u64 => Cr4,
+    0x148 cr4 CR4: u64 => Cr4,
     /// CR3.
-    0x150 cr3: u64 => Int,
+    0x150 cr3 CR3: u64 => Int,
     /// CR0.
-    0x158 cr0: u64 => Cr0,
+    0x158 cr0 CR0: u64 => Cr0,
     /// DR7.
-    0x160 dr7: u64 => Int,
+    0x160 dr7 DR7: u64 => Int,
     /// DR6.
-    0x168 dr6: u64 => Int,
+    0x168 dr6 DR6: u64 => Int,
     /// RFLAGS.
-    0x170 rflags: u64 => Rflags,
+    0x170 rflags RFLAGS: u64 => Rflags,
     /// RIP.
-    0x178 rip: u64 => Int,
+    0x178 rip RIP: u64 => Int,
     /// DR0.
-    0x180 dr0: u64 => Int,
+    0x180 dr0 DR0: u64 => Int,
     /// DR1.
-    0x188 dr1: u64 => Int,
+    0x188 dr1 DR1: u64 => Int,
     /// DR2.
-    0x190 dr2: u64 => Int,
+    0x190 dr2 DR2: u64 => Int,
     /// DR3.
-    0x198 dr3: u64 => Int,
+    0x198 dr3 DR3: u64 => Int,
     /// DR0 address mask.
-    0x1a0 dr0_addr_mask: u64 => Int,
+    0x1a0 dr0_addr_mask DR0_ADDR_MASK: u64 => Int,
     /// DR1 address mask.
-    0x1a8 dr1_addr_mask: u64 => Int,
+    0x1a8 dr1_addr_mask DR1_ADDR_MASK: u64 => Int,
     /// DR2 address mask.
-    0x1b0 dr2_addr_mask: u64 => Int,
+    0x1b0 dr2_addr_mask DR2_ADDR_MASK: u64 => Int,
     /// DR3 address mask.
-    0x1b8 dr3_addr_mask: u64 => Int,
+    0x1b8 dr3_addr_mask DR3_ADDR_MASK: u64 => Int,
     /// Reserved.
-    0x1c0 reserved_1c0: [u8; 24] => Reserved,
+    0x1c0 reserved_1c0 RESERVED_1C0: [u8; 24] => Reserved,
     /// RSP.
-    0x1d8 rsp: u64 => Int,
+    0x1d8 rsp RSP: u64 => Int,
     /// S_CET MSR.
-    0x1e0 s_cet: u64 => Int,
+    0x1e0 s_cet S_CET: u64 => Int,
     /// SSP.
-    0x1e8 ssp: u64 => Int,
+    0x1e8 ssp SSP: u64 => Int,
     /// ISST_ADDR (interrupt SSP table address).
-    0x1f0 isst_addr: u64 => Int,
+    0x1f0 isst_addr ISST_ADDR: u64 => Int,
     /// RAX.
-    0x1f8 rax: u64 => Int,
+    0x1f8 rax RAX: u64 => Int,
     /// STAR MSR.
-    0x200 star: u64 => Int,
+    0x200 star STAR: u64 => Int,
     /// LSTAR MSR.
-    0x208 lstar: u64 => Int,
+    0x208 lstar LSTAR: u64 => Int,
     /// CSTAR MSR.
-    0x210 cstar: u64 => Int,
+    0x210 cstar CSTAR: u64 => Int,
     /// SFMASK MSR.
-    0x218 sfmask: u64 => Int,
+    0x218 sfmask SFMASK: u64 => Int,
     /// KERNEL_GS_BASE MSR.
-    0x220 kernel_gs_base: u64 => Int,
+    0x220 kernel_gs_base KERNEL_GS_BASE: u64 => Int,
     /// SYSENTER_CS MSR.
-    0x228 sysenter_cs: u64 => Int,
+    0x228 sysenter_cs SYSENTER_CS: u64 => Int,
     /// SYSENTER_ESP MSR.
-    0x230 sysenter_esp: u64 => Int,
+    0x230 sysenter_esp SYSENTER_ESP: u64 => Int,
     /// SYSENTER_EIP MSR.
-    0x238 sysenter_eip: u64 => Int,
+    0x238 sysenter_eip SYSENTER_EIP: u64 => Int,
     /// CR2.
-    0x240 cr2: u64 => Int,
+    0x240 cr2 CR2: u64 => Int,
     /// Reserved.
-    0x248 reserved_248: [u8; 32] => Reserved,
+    0x248 reserved_248 RESERVED_248: [u8; 32] => Reserved,
     /// Guest PAT MSR.
-    0x268 g_pat: u64 => Int,
+    0x268 g_pat G_PAT: u64 => Int,
     /// DBGCTL MSR.
-    0x270 dbgctl: u64 => Int,
+    0x270 dbgctl DBGCTL: u64 => Int,
     /// BR_FROM (last branch from IP).
-    0x278 br_from: u64 => Int,
+    0x278 br_from BR_FROM: u64 => Int,
     /// BR_TO (last branch to IP).
-    0x280 br_to: u64 => Int,
+    0x280 br_to BR_TO: u64 => Int,
     /// Last exception from IP.
-    0x288 last_excp_from: u64 => Int,
+    0x288 last_excp_from LAST_EXCP_FROM: u64 => Int,
     /// Last exception to IP.
-    0x290 last_excp_to: u64 => Int,
+    0x290 last_excp_to LAST_EXCP_TO: u64 => Int,
     /// Reserved (Linux `reserved_0x298[80]` covers this and `spec_ctrl`).
-    0x298 reserved_298: [u8; 72] => Reserved,
+    0x298 reserved_298 RESERVED_298: [u8; 72] => Reserved,
     /// SPEC_CTRL MSR (APM Table B-4; KVM's VMCB `spec_ctrl` lands here).
-    0x2e0 spec_ctrl: u64 => Int,
+    0x2e0 spec_ctrl SPEC_CTRL: u64 => Int,
     /// PKRU.
-    0x2e8 pkru: u32 => Int,
+    0x2e8 pkru PKRU: u32 => Int,
     /// TSC_AUX MSR.
-    0x2ec tsc_aux: u32 => Int,
+    0x2ec tsc_aux TSC_AUX: u32 => Int,
     /// TSC scale (Secure TSC).
-    0x2f0 tsc_scale: u64 => Int,
+    0x2f0 tsc_scale TSC_SCALE: u64 => Int,
     /// TSC offset (Secure TSC).
-    0x2f8 tsc_offset: u64 => Int,
+    0x2f8 tsc_offset TSC_OFFSET: u64 => Int,
     /// Reserved.
-    0x300 reserved_300: [u8; 8] => Reserved,
+    0x300 reserved_300 RESERVED_300: [u8; 8] => Reserved,
     /// RCX.
-    0x308 rcx: u64 => Int,
+    0x308 rcx RCX: u64 => Int,
     /// RDX (the CPUID signature at reset).
-    0x310 rdx: u64 => Int,
+    0x310 rdx RDX: u64 => Int,
     /// RBX.
-    0x318 rbx: u64 => Int,
+    0x318 rbx RBX: u64 => Int,
     /// Reserved (RSP lives at 0x1d8).
-    0x320 reserved_320: [u8; 8] => Reserved,
+    0x320 reserved_320 RESERVED_320: [u8; 8] => Reserved,
     /// RBP.
-    0x328 rbp: u64 => Int,
+    0x328 rbp RBP: u64 => Int,
     /// RSI.
-    0x330 rsi: u64 => Int,
+    0x330 rsi RSI: u64 => Int,
     /// RDI.
-    0x338 rdi: u64 => Int,
+    0x338 rdi RDI: u64 => Int,
     /// R8.
-    0x340 r8: u64 => Int,
+    0x340 r8 R8: u64 => Int,
     /// R9.
-    0x348 r9: u64 => Int,
+    0x348 r9 R9: u64 => Int,
     /// R10.
-    0x350 r10: u64 => Int,
+    0x350 r10 R10: u64 => Int,
     /// R11.
-    0x358 r11: u64 => Int,
+    0x358 r11 R11: u64 => Int,
     /// R12.
-    0x360 r12: u64 => Int,
+    0x360 r12 R12: u64 => Int,
     /// R13.
-    0x368 r13: u64 => Int,
+    0x368 r13 R13: u64 => Int,
     /// R14.
-    0x370 r14: u64 => Int,
+    0x370 r14 R14: u64 => Int,
     /// R15.
-    0x378 r15: u64 => Int,
+    0x378 r15 R15: u64 => Int,
     /// Reserved.
-    0x380 reserved_380: [u8; 16] => Reserved,
+    0x380 reserved_380 RESERVED_380: [u8; 16] => Reserved,
     /// Guest exit info 1.
-    0x390 guest_exit_info_1: u64 => Int,
+    0x390 guest_exit_info_1 GUEST_EXIT_INFO_1: u64 => Int,
     /// Guest exit info 2.
-    0x398 guest_exit_info_2: u64 => Int,
+    0x398 guest_exit_info_2 GUEST_EXIT_INFO_2: u64 => Int,
     /// Guest exit interrupt info.
-    0x3a0 guest_exit_int_info: u64 => Int,
+    0x3a0 guest_exit_int_info GUEST_EXIT_INT_INFO: u64 => Int,
     /// Guest next RIP.
-    0x3a8 guest_nrip: u64 => Int,
+    0x3a8 guest_nrip GUEST_NRIP: u64 => Int,
     /// SEV_FEATURES (see [`SevFeatures`]).
-    0x3b0 sev_features: u64 => SevFeatures,
+    0x3b0 sev_features SEV_FEATURES: u64 => SevFeatures,
     /// Virtual interrupt control.
-    0x3b8 vintr_ctrl: u64 => Int,
+    0x3b8 vintr_ctrl VINTR_CTRL: u64 => Int,
     /// Guest exit code.
-    0x3c0 guest_exit_code: u64 => Int,
+    0x3c0 guest_exit_code GUEST_EXIT_CODE: u64 => Int,
     /// Virtual top of memory.
-    0x3c8 virtual_tom: u64 => Int,
+    0x3c8 virtual_tom VIRTUAL_TOM: u64 => Int,
     /// TLB ID.
-    0x3d0 tlb_id: u64 => Int,
+    0x3d0 tlb_id TLB_ID: u64 => Int,
     /// Physical CPU ID.
-    0x3d8 pcpu_id: u64 => Int,
+    0x3d8 pcpu_id PCPU_ID: u64 => Int,
     /// Event injection.
-    0x3e0 event_inj: u64 => Int,
+    0x3e0 event_inj EVENT_INJ: u64 => Int,
     /// XCR0.
-    0x3e8 xcr0: u64 => Int,
+    0x3e8 xcr0 XCR0: u64 => Int,
     /// Reserved (igvm: `xsave_valid_bitmap`).
-    0x3f0 reserved_3f0: [u8; 16] => Reserved,
+    0x3f0 reserved_3f0 RESERVED_3F0: [u8; 16] => Reserved,
     /// x87 data pointer.
-    0x400 x87_dp: u64 => Int,
+    0x400 x87_dp X87_DP: u64 => Int,
     /// MXCSR.
-    0x408 mxcsr: u32 => Int,
+    0x408 mxcsr MXCSR: u32 => Int,
     /// x87 tag word (FXSAVE abridged form).
-    0x40c x87_ftw: u16 => Int,
+    0x40c x87_ftw X87_FTW: u16 => Int,
     /// x87 status word.
-    0x40e x87_fsw: u16 => Int,
+    0x40e x87_fsw X87_FSW: u16 => Int,
     /// x87 control word.
-    0x410 x87_fcw: u16 => Int,
+    0x410 x87_fcw X87_FCW: u16 => Int,
     /// x87 last opcode.
-    0x412 x87_fop: u16 => Int,
+    0x412 x87_fop X87_FOP: u16 => Int,
     /// x87 data segment.
-    0x414 x87_ds: u16 => Int,
+    0x414 x87_ds X87_DS: u16 => Int,
     /// x87 code segment.
-    0x416 x87_cs: u16 => Int,
+    0x416 x87_cs X87_CS: u16 => Int,
     /// x87 instruction pointer.
-    0x418 x87_rip: u64 => Int,
+    0x418 x87_rip X87_RIP: u64 => Int,
     /// ST0..ST7: 8×8 bytes of mantissas, then 8×2 bytes of sign/exponent (KVM's layout).
-    0x420 fpreg_x87: [u8; 80] => Bytes,
+    0x420 fpreg_x87 FPREG_X87: [u8; 80] => Bytes,
     /// XMM0..XMM15.
-    0x470 fpreg_xmm: [u8; 256] => Bytes,
+    0x470 fpreg_xmm FPREG_XMM: [u8; 256] => Bytes,
     /// Upper halves of YMM0..YMM15.
-    0x570 fpreg_ymm: [u8; 256] => Bytes,
+    0x570 fpreg_ymm FPREG_YMM: [u8; 256] => Bytes,
     /// Reserved to the end of the page.
-    0x670 reserved_670: [u8; 2448] => Reserved,
+    0x670 reserved_670 RESERVED_670: [u8; 2448] => Reserved,
 }
 
 const _: () = assert!(core::mem::size_of::<Vmsa>() == VMSA_SIZE);
+
+// Clone, equality and hashing of the page as the 4096 bytes it is: one copy or comparison,
+// not one per field (the derives would emit code for each of the hundred fields).
+impl Clone for Vmsa {
+    fn clone(&self) -> Self {
+        let page: [u8; VMSA_SIZE] = *self.as_page();
+        zerocopy::transmute!(page)
+    }
+}
+
+impl PartialEq for Vmsa {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_page() == other.as_page()
+    }
+}
+
+impl Eq for Vmsa {}
+
+impl core::hash::Hash for Vmsa {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_page().hash(state);
+    }
+}
 
 /// A byte buffer is not a VMSA page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

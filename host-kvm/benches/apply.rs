@@ -1,13 +1,18 @@
 //! Apply + read back for 256 vCPUs: vmsa-kvm (VMSA → ioctl structures → ioctls → structures →
 //! VMSA) against the floor, the same ioctls issued directly with prepared structures.
 //!
-//! `cargo bench -p vmsa-kvm --bench apply`; needs `/dev/kvm` (prints SKIPPED without it).
+//! `cargo bench -p vmsa-kvm --bench apply`; needs `/dev/kvm` (prints SKIPPED without it, runs
+//! and fails with `VMSA_REQUIRE=kvm`).
 //! Throughput is in vCPUs, so criterion's time per element is the time per vCPU.
+#![warn(clippy::allow_attributes)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kvm_bindings::Msrs;
 use std::hint::black_box;
+use vmsa_core::launch::{Firmware, Launch, LaunchConfig};
 use vmsa_core::ovmf::OvmfImage;
-use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
 use vmsa_kvm::state::VcpuState;
 use vmsa_kvm::testfw;
 use vmsa_kvm::vcpu;
@@ -16,20 +21,20 @@ use vmsa_kvm::vm::{Vm, VmConfig};
 const VCPUS: usize = 256;
 
 fn bench(c: &mut Criterion) {
-    if !std::path::Path::new("/dev/kvm").exists() {
+    if cfg!(not(has_kvm)) {
         eprintln!("SKIPPED: no /dev/kvm (apply benchmark)");
         return;
     }
     let img = testfw::image();
-    let fw = OvmfImage::parse(&img).unwrap();
+    let fw = Firmware::Ovmf(OvmfImage::parse(&img).unwrap());
     let cfg = LaunchConfig::new(
         SevMode::Snp,
         VCPUS as u32,
         CpuSignature(0x800f12),
         VmmType::Qemu,
     );
-    let l = launch_vmsas(&fw, &cfg).unwrap();
-    let vmsas: Vec<_> = l.pages().map(|(_, v)| v.clone()).collect();
+    let launch = Launch::new(&fw, &cfg).unwrap();
+    let vmsas: Vec<_> = launch.vmsas().map(|v| v.unwrap().vmsa).collect();
     let mut vm = Vm::new(&VmConfig {
         ram_size: testfw::RAM_SIZE,
         firmware: img.clone(),
@@ -73,9 +78,11 @@ fn bench(c: &mut Criterion) {
                 v.fd.set_msrs(&msrs[i]).unwrap();
                 v.fd.set_debug_regs(&s.debugregs).unwrap();
                 if let Some(x) = &s.xsave {
+                    // UNSAFETY: the floor issues KVM_SET_XSAVE directly, which kvm-ioctls marks
+                    // unsafe.
+                    #[expect(unsafe_code)]
                     // SAFETY: a 4 KiB kvm_xsave; vmsa-kvm uses KVM_SET_XSAVE only when
                     // KVM_CAP_XSAVE2 reports at most 4096 bytes, as on this host.
-                    #[allow(unsafe_code)]
                     unsafe {
                         v.fd.set_xsave(x).unwrap()
                     };

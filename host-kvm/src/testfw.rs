@@ -20,8 +20,9 @@
 //! [`image`] lays them out as a firmware image that ends at 4 GiB: the reset vector at
 //! 0xfffffff0 jumps to a copy of the real-mode program at [`BSP_ENTRY`], a second copy sits at
 //! the SEV-ES AP reset address [`AP_RESET_ADDR`], and an OVMF footer table (written with
-//! [`vmsa_core::ovmf::build`]) carries the SEV-ES reset block and `ASEV` metadata, so the reset
-//! computation of `vmsa_core::reset` finds the APs' start exactly as it does in a real OVMF.
+//! [`vmsa_core::ovmf::build()`]) carries the SEV-ES reset block and `ASEV` metadata, so the
+//! launch the core computes ([`vmsa_core::launch::Launch`]) finds the APs' start exactly as it
+//! does in a real OVMF.
 
 /// The real-mode program (source: the right-hand column; `as --32`, `.code16`).
 #[rustfmt::skip]
@@ -318,7 +319,7 @@ pub const LONG_MODE_REPORT: &[&str] = &[
 /// The marker both programs write last (`"ASMV"` little endian).
 pub const MARKER: u32 = 0x564d_5341;
 
-/// What [`REAL_MODE_DUMP`] must report on a vCPU that holds `v` (a [`crate::Fidelity::expected`]
+/// What [`REAL_MODE_DUMP`] must report on a vCPU that holds `v` (a [`crate::ProgramReport::expected`]
 /// VMSA) and entered the program at IP `entry_ip`.
 pub fn real_mode_expected(v: &vmsa_core::Vmsa, entry_ip: u16) -> Vec<(&'static str, u32)> {
     let lo = |x: u64| x as u32;
@@ -455,6 +456,7 @@ pub fn long_mode_pages() -> Vec<(u64, Vec<u8>)> {
 /// (CR3 = [`long_mode::PML4`]), 64-bit CS, EFER.LME|LMA|NXE with SVME (an SEV VMSA has it), a
 /// distinct value in every GPR so that a swapped register cannot go unnoticed.
 pub fn long_mode_vmsa() -> vmsa_core::Vmsa {
+    use vmsa_core::arch::{DR6_RESET, DR7_RESET, FCW_RESET, MXCSR_RESET, PAT_RESET, XCR0_RESET};
     use vmsa_core::flags::{Cr0, Cr4, Efer, SevFeatures};
     use vmsa_core::{SegmentAttributes, VmcbSegment};
     let mut v: vmsa_core::Vmsa = zerocopy::FromZeros::new_zeroed();
@@ -481,12 +483,12 @@ pub fn long_mode_vmsa() -> vmsa_core::Vmsa {
         *r = x;
         x = x.wrapping_add(0x1111_1111_1111_1111);
     }
-    v.dr6 = crate::state::DR6_RESET;
-    v.dr7 = crate::state::DR7_RESET;
-    v.g_pat = 0x0007_0406_0007_0406;
-    v.xcr0 = 1;
-    v.x87_fcw = 0x37f;
-    v.mxcsr = crate::state::MXCSR_RESET;
+    v.dr6 = DR6_RESET;
+    v.dr7 = DR7_RESET;
+    v.g_pat = PAT_RESET;
+    v.xcr0 = XCR0_RESET;
+    v.x87_fcw = FCW_RESET;
+    v.mxcsr = MXCSR_RESET;
     v.sev_features = SevFeatures::SNP_ACTIVE.bits();
     v
 }

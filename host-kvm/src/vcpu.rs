@@ -8,7 +8,7 @@
 //! the general registers are touched.
 // UNSAFETY: kvm-ioctls marks KVM_SET_XSAVE unsafe (the kernel may read more than 4 KiB when the
 // guest state is larger); the one call proves why it does not here.
-#![allow(unsafe_code)]
+#![expect(unsafe_code)]
 
 use crate::state::{MAX_MSRS, VcpuState};
 use kvm_bindings::{Msrs, kvm_msr_entry};

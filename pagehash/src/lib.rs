@@ -13,6 +13,10 @@
 //! intrinsics, a single `unsafe` call after the run-time AVX2 check, and the `sha2` crate as the
 //! portable path and as the reference the tests compare against.
 
+pub mod parallel;
+
+pub use parallel::Parallel;
+
 use sha2::{Digest, Sha384};
 
 /// The page size: every message hashed here is exactly one page.

@@ -1,6 +1,7 @@
 //! `vmsa diff A B`: which fields of two VMSA pages differ — the tool for "why does my
 //! measurement not match?". Exit 0 when equal, 1 when they differ.
-use super::{CmdResult, read_file};
+use super::CmdResult;
+use super::files::{self, limits};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ struct JsonDiff {
 }
 
 fn load(path: &Path) -> Result<Vmsa, String> {
-    let bytes = read_file(path)?;
+    let bytes = files::read(path, limits::VMSA)?;
     let v = if bytes.len() < vmsa_core::vmsa::VMSA_SIZE {
         Vmsa::from_prefix_padded(&bytes)
     } else {

@@ -1,22 +1,14 @@
-//! `vmsa inspect FILE.igvm` (header, platforms, directive summary, decoded VP contexts) and
-//! `vmsa reset --igvm FILE` (the per-vCPU launch VMSAs of an IGVM file).
+//! `vmsa inspect FILE.igvm`: header, platforms, directive summary, decoded VP contexts.
 use super::CmdResult;
+use super::output::{to_json, vmsa_fields};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
 use vmsa_core::Vmsa;
-use vmsa_core::igvm::vp::{IgvmLaunch, Source};
 use vmsa_core::igvm::{
     FixedHeader, Header, IgvmFile, Platform, PlatformChoice, VpContextData, header_type_name,
     platform_name,
 };
-use vmsa_core::kvm_model::VmmPath;
-
-/// Whether `bytes` look like an IGVM file (starts with the IGVM magic).
-pub fn detect(bytes: &[u8]) -> bool {
-    vmsa_core::FileKind::detect(bytes) == vmsa_core::FileKind::Igvm
-}
 
 /// Counts and GPA range of one header type.
 #[derive(Debug, Default, Serialize)]
@@ -83,12 +75,6 @@ fn gpa_range(h: &Header<'_>) -> Option<(u64, u64)> {
         _ => return None,
     };
     Some((gpa, gpa.saturating_add(size)))
-}
-
-fn vmsa_fields(v: &Vmsa) -> Vec<(String, String)> {
-    v.nonzero_fields()
-        .map(|(f, val)| (format!("{:#05x} {}", f.offset, f.name), val.to_string()))
-        .collect()
 }
 
 fn decode_vp(file: &IgvmFile<'_>) -> Vec<JsonVp> {
@@ -162,10 +148,7 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
             directives,
             vp_contexts: vps,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-        );
+        println!("{}", to_json(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     let h = file.fixed_header();
@@ -223,97 +206,6 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
         for (k, v) in &vp.fields {
             println!("  {k:<22} {v}");
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `vmsa reset --igvm FILE`: the launch VMSAs of every vCPU, from the file's VP contexts and
-/// the reset state; reports replaced contexts and what KVM would not reproduce.
-pub fn reset(args: &super::reset::Args, path: &Path) -> CmdResult {
-    let bytes = super::read_file(path)?;
-    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let file = IgvmFile::parse(&bytes).map_err(|e| fail(&e))?;
-    let choice = PlatformChoice::from_name(args.platform.as_deref()).ok_or_else(|| {
-        let name = args.platform.as_deref().unwrap_or_default();
-        format!("{name:?}: expected snp, sev-es, sev or native")
-    })?;
-    let platform = file.select(choice).map_err(|e| fail(&e))?;
-    let cfg = args.config()?;
-    let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Qemu).map_err(|e| fail(&e))?;
-    let entries: Vec<_> = launch
-        .entries()
-        .collect::<Result<_, _>>()
-        .map_err(|e| fail(&e))?;
-    let mut findings = 0usize;
-    for e in &entries {
-        match e.source {
-            Source::Reset => eprintln!("vCPU {}: no VP context, reset state", e.cpu_index),
-            Source::Context {
-                at,
-                replaced,
-                first,
-            } => {
-                eprintln!("vCPU {}: VP context {at}, gpa {:#x}", e.cpu_index, e.gpa);
-                if let Some(first) = first {
-                    eprintln!(
-                        "  replaces {replaced} earlier context(s), the first {first} (the later one wins, as in QEMU)"
-                    );
-                }
-                let f = launch.fidelity(e);
-                for r in f.refusals() {
-                    eprintln!("  KVM/QEMU refuse: {r}");
-                    findings += 1;
-                }
-                for c in f.findings() {
-                    eprintln!("  not reproduced: {c}");
-                    findings += 1;
-                }
-            }
-        }
-    }
-    if args.strict {
-        launch.check_strict().map_err(|e| fail(&e))?;
-    }
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        for e in &entries {
-            let p = dir.join(format!("vmsa{}.bin", e.cpu_index));
-            std::fs::write(&p, e.vmsa.as_page())
-                .map_err(|err| format!("cannot write {}: {err}", p.display()))?;
-        }
-    }
-    if args.json {
-        let pages: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "cpu_index": e.cpu_index,
-                    "gpa": e.gpa,
-                    "source": e.source,
-                    "fields": vmsa_fields(&e.vmsa),
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&pages).map_err(|e| e.to_string())?
-        );
-    } else if args.out.is_none() {
-        for e in &entries {
-            println!(
-                "vCPU {} ({:?}), VMSA GPA {:#x}:",
-                e.cpu_index, e.source, e.gpa
-            );
-            for (k, v) in vmsa_fields(&e.vmsa) {
-                println!("  {k:<22} {v}");
-            }
-        }
-    }
-    if findings > 0 {
-        eprintln!(
-            "{findings} fidelity finding(s): KVM would not launch these VMSAs exactly (--strict refuses)"
-        );
     }
     Ok(ExitCode::SUCCESS)
 }

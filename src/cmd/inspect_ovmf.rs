@@ -1,15 +1,11 @@
 //! `vmsa inspect FIRMWARE.fd`: the OVMF footer table, the `ASEV` metadata sections and the
 //! reset vectors.
 use super::CmdResult;
+use super::output::{hex, to_json};
 use serde::Serialize;
 use std::process::ExitCode;
+use vmsa_core::arch::RESET_VECTOR;
 use vmsa_core::ovmf::{OvmfImage, Section};
-use vmsa_core::reset::BSP_RESET_EIP;
-
-/// Whether `bytes` look like an OVMF image (has the GUIDed footer table).
-pub fn detect(bytes: &[u8]) -> bool {
-    vmsa_core::FileKind::detect(bytes) == vmsa_core::FileKind::Ovmf
-}
 
 #[derive(Serialize)]
 struct JsonEntry {
@@ -90,24 +86,21 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
                 guid: e.entry.guid().to_string(),
                 name: e.entry.name(),
                 value: e.entry.value().to_string(),
-                data: e.data.iter().map(|b| format!("{b:02x}")).collect(),
+                data: hex(e.data),
             })
             .collect(),
         metadata_offset: md.map(|m| m.offset()),
         sections: md
             .map(|m| m.sections().map(section).collect())
             .unwrap_or_default(),
-        bsp_reset: vector(BSP_RESET_EIP),
+        bsp_reset: vector(RESET_VECTOR),
         ap_reset: ap.map(vector),
         sev_es_aps: ap.is_some(),
         snp: md.is_some_and(|m| m.check_known_types().is_ok()),
         kernel_hashes: fw.supports_kernel_hashes(),
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&img).map_err(|e| e.to_string())?
-        );
+        println!("{}", to_json(&img)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(

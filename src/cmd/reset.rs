@@ -1,23 +1,21 @@
-//! `vmsa reset --ovmf FILE --vcpus N ...`: the launch VMSAs of an SEV-ES/SNP guest booted from
-//! OVMF, written as `vmsa0.bin`… (the same files as `sev-snp-measure --dump-vmsa`).
-use super::{CmdResult, read_file};
+//! `vmsa reset`: the launch VMSAs of an SEV-ES/SNP guest, booted from OVMF (`--ovmf`, the same
+//! pages as `sev-snp-measure --dump-vmsa`) or from an IGVM file (`--igvm`: its VP contexts,
+//! the reset state for the other vCPUs), shown or written as `vmsa0.bin`…
+use super::CmdResult;
+use super::args::{CpuArgs, HostArgs, parse_int, parse_mode, parse_vmm};
+use super::files::{self, FirmwareFile, limits};
+use super::output::{to_json, vmsa_fields, write_pages};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vmsa_core::flags::SevFeatures;
-use vmsa_core::kvm_model::{KvmParams, VmInit};
+use vmsa_core::igvm::{IgvmFile, PlatformChoice};
+use vmsa_core::launch::{
+    self, Firmware, Launch, LaunchConfig, LaunchVmsa, MAX_FIRMWARE_SIZE, VmsaSource,
+};
 use vmsa_core::ovmf::OvmfImage;
-use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
-
-/// `--mode`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Mode {
-    /// SEV-ES (sev-snp-measure `seves`).
-    #[value(name = "sev-es", alias = "seves")]
-    SevEs,
-    /// SEV-SNP.
-    Snp,
-}
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
 
 /// Arguments of `vmsa reset`.
 #[derive(Debug, clap::Args)]
@@ -37,40 +35,21 @@ pub struct Args {
     /// Number of vCPUs.
     #[arg(long)]
     pub vcpus: u32,
-    /// SEV-ES or SNP.
-    #[arg(long, value_enum, default_value = "snp")]
-    pub mode: Mode,
-    /// A QEMU CPU model (EPYC, EPYC-v4, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin, ...).
-    #[arg(long, group = "sig")]
-    pub vcpu_type: Option<String>,
-    /// A raw CPUID signature (CPUID 1 EAX; 0x prefix for hex, 0 is valid).
-    #[arg(long, group = "sig", value_parser = parse_u32)]
-    pub vcpu_sig: Option<u32>,
-    /// CPU family (with --vcpu-model and --vcpu-stepping).
-    #[arg(long, group = "sig", requires_all = ["vcpu_model", "vcpu_stepping"], value_parser = parse_u32)]
-    pub vcpu_family: Option<u32>,
-    /// CPU model.
-    #[arg(long, requires = "vcpu_family", value_parser = parse_u32)]
-    pub vcpu_model: Option<u32>,
-    /// CPU stepping.
-    #[arg(long, requires = "vcpu_family", value_parser = parse_u32)]
-    pub vcpu_stepping: Option<u32>,
+    /// SEV-ES (`sev-es`, `seves`) or SNP, for --ovmf (an IGVM platform decides its own).
+    #[arg(long, default_value = "snp", value_parser = parse_mode, conflicts_with = "igvm")]
+    pub mode: SevMode,
+    /// The vCPU signature.
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// The VMM: qemu, ec2, gce or kvm (KVM's own reset values).
     #[arg(long, default_value = "qemu", value_parser = parse_vmm)]
     pub vmm_type: VmmType,
     /// `sev_features` of every VMSA (default 0x1 for SNP, 0 for SEV-ES).
-    #[arg(long, value_parser = parse_u64)]
+    #[arg(long, value_parser = parse_int)]
     pub guest_features: Option<u64>,
-    /// The VM was made with the legacy KVM_SEV_ES_INIT (QEMU `sev-guest` default): no FPU state
-    /// and no features in the VMSA.
-    #[arg(long)]
-    pub legacy_init: bool,
-    /// The host runs without CR4.MCE.
-    #[arg(long)]
-    pub no_host_mce: bool,
-    /// KVM_X86_QUIRK_CD_NW_CLEARED is disabled.
-    #[arg(long)]
-    pub no_cd_nw_quirk: bool,
+    /// The KVM host.
+    #[command(flatten)]
+    pub host: HostArgs,
     /// Directory to write vmsa0.bin … vmsa{N-1}.bin into.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -79,69 +58,15 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Parses an integer in any base the way Python's `int(x, 0)` does (`0x`, `0o`, `0b`, decimal).
-pub fn parse_u64(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let (digits, radix) = match t.get(..2).map(str::to_ascii_lowercase).as_deref() {
-        Some("0x") => (&t[2..], 16),
-        Some("0o") => (&t[2..], 8),
-        Some("0b") => (&t[2..], 2),
-        _ => (t.as_str(), 10),
-    };
-    u64::from_str_radix(digits, radix).map_err(|e| format!("{s:?}: {e}"))
-}
-
-fn parse_u32(s: &str) -> Result<u32, String> {
-    let v = parse_u64(s)?;
-    u32::try_from(v).map_err(|_| format!("{s:?} does not fit 32 bits"))
-}
-
-fn parse_vmm(s: &str) -> Result<VmmType, String> {
-    VmmType::from_name(s).ok_or_else(|| format!("{s:?}: expected qemu, ec2, gce or kvm"))
-}
-
 impl Args {
-    fn signature(&self) -> Result<CpuSignature, String> {
-        if let Some(name) = &self.vcpu_type {
-            return CpuSignature::named(name).map_err(|e| format!("{name:?}: {e}"));
-        }
-        if let Some(sig) = self.vcpu_sig {
-            return Ok(CpuSignature(sig));
-        }
-        if let (Some(f), Some(m), Some(s)) = (self.vcpu_family, self.vcpu_model, self.vcpu_stepping)
-        {
-            return CpuSignature::from_family_model_stepping(f, m, s).map_err(|e| e.to_string());
-        }
-        match self.vmm_type {
-            VmmType::Qemu => Err("QEMU puts the vCPU signature in RDX: give --vcpu-type, \
-                 --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping"
-                .into()),
-            // RDX is KVM's 0x600 for these; the signature is not used.
-            _ => Ok(CpuSignature(0)),
-        }
-    }
-
-    /// The launch configuration these arguments describe.
-    pub fn config(&self) -> Result<LaunchConfig, String> {
-        let mode = match self.mode {
-            Mode::SevEs => SevMode::SevEs,
-            Mode::Snp => SevMode::Snp,
-        };
-        let mut cfg = LaunchConfig::new(mode, self.vcpus, self.signature()?, self.vmm_type);
+    /// The launch configuration these arguments describe, with `signature`.
+    fn config(&self, mode: SevMode, signature: CpuSignature) -> LaunchConfig {
+        let mut cfg = LaunchConfig::new(mode, self.vcpus, signature, self.vmm_type);
         if let Some(f) = self.guest_features {
             cfg.guest_features = SevFeatures::from_bits_retain(f);
         }
-        cfg.kvm = KvmParams {
-            host_cr4_mce: !self.no_host_mce,
-            init: if self.legacy_init {
-                VmInit::Legacy
-            } else {
-                VmInit::Init2
-            },
-            cd_nw_quirk: !self.no_cd_nw_quirk,
-            ..KvmParams::default()
-        };
-        Ok(cfg)
+        cfg.kvm = self.host.kvm();
+        cfg
     }
 }
 
@@ -162,27 +87,29 @@ struct JsonField {
 /// Runs `vmsa reset`.
 pub fn run(args: &Args) -> CmdResult {
     if let Some(igvm) = &args.igvm {
-        return super::inspect_igvm::reset(args, igvm);
+        return reset_igvm(args, igvm);
     }
-    let cfg = args.config()?;
+    if args.mode == SevMode::Sev {
+        return Err("plain SEV has no VMSAs: give --mode sev-es or snp".into());
+    }
+    let cfg = args.config(args.mode, args.cpu.signature_for(args.vmm_type)?);
     let ovmf = args
         .ovmf
         .as_ref()
         .ok_or("give --ovmf FILE or --igvm FILE")?;
-    let bytes = read_file(ovmf)?;
-    let fw = OvmfImage::parse(&bytes).map_err(|e| format!("{}: {e}", ovmf.display()))?;
-    let launch = launch_vmsas(&fw, &cfg).map_err(|e| format!("{}: {e}", ovmf.display()))?;
+    let image = FirmwareFile::open(ovmf, MAX_FIRMWARE_SIZE)?;
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", ovmf.display());
+    let fw = Firmware::Ovmf(OvmfImage::parse(image.bytes()).map_err(|e| at(&e))?);
+    let launch = Launch::new(&fw, &cfg).map_err(|e| at(&e))?;
+    let vmsas = launch
+        .vmsas()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| at(&e))?;
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        for (i, page) in launch.pages() {
-            let path = dir.join(format!("vmsa{i}.bin"));
-            std::fs::write(&path, page.as_page())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        }
+        write_pages(dir, vmsas.iter().map(|v| (v.cpu_index, &v.vmsa)))?;
     }
     if args.json {
-        let pages: Vec<JsonPage> = launch
+        let pages: Vec<JsonPage> = vmsas
             .iter()
             .map(|l| JsonPage {
                 cpu_index: l.cpu_index,
@@ -198,21 +125,115 @@ pub fn run(args: &Args) -> CmdResult {
                     .collect(),
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&pages).map_err(|e| e.to_string())?
-        );
+        println!("{}", to_json(&pages)?);
     } else if args.out.is_none() {
-        for l in launch.iter().take(2) {
+        for l in vmsas.iter().take(2) {
             let role = if l.cpu_index == 0 { "BSP" } else { "AP" };
             println!("vCPU {} ({role}), VMSA GPA {:#x}:", l.cpu_index, l.gpa);
             for (f, v) in l.vmsa.nonzero_fields() {
                 println!("  {:#05x} {:<16} {v}", f.offset, f.name);
             }
         }
-        if launch.len() > 2 {
-            println!("vCPUs 2..{} are identical to vCPU 1", launch.len() - 1);
+        if vmsas.len() > 2 {
+            println!("vCPUs 2..{} are identical to vCPU 1", vmsas.len() - 1);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vmsa reset --igvm FILE`: the launch VMSAs of every vCPU, from the file's VP contexts and
+/// the reset state; reports replaced contexts and what KVM would not reproduce.
+fn reset_igvm(args: &Args, path: &Path) -> CmdResult {
+    let bytes = files::read(path, limits::IGVM)?;
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = IgvmFile::parse(&bytes).map_err(|e| at(&e))?;
+    let choice = PlatformChoice::from_name(args.platform.as_deref()).ok_or_else(|| {
+        let name = args.platform.as_deref().unwrap_or_default();
+        format!("{name:?}: expected snp, sev-es, sev or native")
+    })?;
+    let platform = file.select(choice).map_err(|e| at(&e))?;
+    let mode = launch::platform_mode(&platform).unwrap_or(SevMode::Snp);
+    // The signature goes only into the reset state of vCPUs without a VP context.
+    let given = args.cpu.signature()?;
+    let cfg = args.config(mode, given.unwrap_or(CpuSignature(0)));
+    let fw = Firmware::Igvm { file, platform };
+    let launch = Launch::new(&fw, &cfg).map_err(|e| at(&e))?;
+    if launch.vcpus() == 0 {
+        return Err(at(&"the selected platform (plain SEV) has no VMSAs"));
+    }
+    let entries: Vec<LaunchVmsa> = launch
+        .vmsas()
+        .collect::<Result<_, _>>()
+        .map_err(|e| at(&e))?;
+    if given.is_none() && args.vmm_type == VmmType::Qemu {
+        if let Some(e) = entries.iter().find(|e| e.source == VmsaSource::Reset) {
+            return Err(format!(
+                "vCPU {} has no VP context, and QEMU puts the vCPU signature in RDX of its reset state: give --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping",
+                e.cpu_index
+            ));
+        }
+    }
+    let mut findings = 0usize;
+    for e in &entries {
+        match e.source {
+            VmsaSource::Reset => eprintln!("vCPU {}: no VP context, reset state", e.cpu_index),
+            VmsaSource::Context {
+                at,
+                replaced,
+                first,
+            } => {
+                eprintln!("vCPU {}: VP context {at}, gpa {:#x}", e.cpu_index, e.gpa);
+                if let Some(first) = first {
+                    eprintln!(
+                        "  replaces {replaced} earlier context(s), the first {first} (the later one wins, as in QEMU)"
+                    );
+                }
+                let f = launch.fidelity(e);
+                for r in f.refusals() {
+                    eprintln!("  KVM/QEMU refuse: {r}");
+                    findings += 1;
+                }
+                for c in f.findings() {
+                    eprintln!("  not reproduced: {c}");
+                    findings += 1;
+                }
+            }
+        }
+    }
+    if args.strict {
+        launch.check_strict().map_err(|e| at(&e))?;
+    }
+    if let Some(dir) = &args.out {
+        write_pages(dir, entries.iter().map(|e| (e.cpu_index, &e.vmsa)))?;
+    }
+    if args.json {
+        let pages: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "cpu_index": e.cpu_index,
+                    "gpa": e.gpa,
+                    "source": e.source,
+                    "fields": vmsa_fields(&e.vmsa),
+                })
+            })
+            .collect();
+        println!("{}", to_json(&pages)?);
+    } else if args.out.is_none() {
+        for e in &entries {
+            println!(
+                "vCPU {} ({:?}), VMSA GPA {:#x}:",
+                e.cpu_index, e.source, e.gpa
+            );
+            for (k, v) in vmsa_fields(&e.vmsa) {
+                println!("  {k:<22} {v}");
+            }
+        }
+    }
+    if findings > 0 {
+        eprintln!(
+            "{findings} fidelity finding(s): KVM would not launch these VMSAs exactly (--strict refuses)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

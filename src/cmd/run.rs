@@ -1,21 +1,24 @@
 //! `vmsa run`: program real KVM vCPUs from the launch VMSAs of an OVMF image or an IGVM file
 //! and run them, or attempt the SEV-ES/SNP launch. With no arguments at all, `vmsa` runs
 //! [`main_job`].
-use super::{CmdResult, read_file};
+use super::CmdResult;
+use super::args::{CpuArgs, parse_int, parse_mode};
+use super::files::{self, FirmwareFile, limits};
+use super::output::{hex, print_vmsa};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use vmsa_core::Vmsa;
 use vmsa_core::igvm::igvm_defs::IgvmVariableHeaderType;
-use vmsa_core::igvm::vp::{IgvmLaunch, LaunchEntry, Source};
 use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice, header_type_name, platform_name};
-use vmsa_core::igvm_load;
-use vmsa_core::kvm_model::VmmPath;
-use vmsa_core::measure::NoObserver;
-use vmsa_core::measure::ovmf::{LaunchMode as DigestMode, launch_digest};
+use vmsa_core::kvm::VmmPath;
+use vmsa_core::launch::{
+    self, Firmware, Launch, LaunchConfig, LaunchVmsa, MAX_FIRMWARE_SIZE, VmsaSource,
+};
+use vmsa_core::measure::{NoObserver, Sha2Pages};
 use vmsa_core::ovmf::OvmfImage;
-use vmsa_core::reset::{CpuSignature, LaunchConfig, LaunchVmsas, SevMode, VmmType, launch_vmsas};
-use vmsa_kvm::sev::{self, LaunchMode};
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode, Vmsa};
+use vmsa_kvm::sev;
 use vmsa_kvm::testfw;
 use vmsa_kvm::vm::{RunLimits, Vm, VmConfig};
 
@@ -35,13 +38,13 @@ pub struct Args {
     /// Number of vCPUs.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub vcpus: u32,
-    /// vCPU type whose CPUID signature goes in RDX (EPYC-v4, EPYC-Milan, ...).
-    #[arg(long, value_name = "CPUTYPE", default_value = "EPYC-v4")]
-    pub vcpu_type: String,
+    /// The vCPU signature that goes in RDX (default: --vcpu-type EPYC-v4).
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// Attempt the SEV launch (`sev-es` or `snp`) instead of a plain run, and report the
     /// measurement or why it failed.
-    #[arg(long, value_name = "MODE", value_parser = ["sev-es", "snp"])]
-    pub launch: Option<String>,
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub launch: Option<SevMode>,
     /// SNP guest policy (SEV-ES: the 32-bit SEV policy); default 0x30000 (QEMU's), or with
     /// --igvm the file's GUEST_POLICY.
     #[arg(long, value_name = "POLICY", value_parser = parse_int)]
@@ -60,18 +63,15 @@ pub struct Args {
     pub max_exits: u64,
 }
 
-fn parse_int(s: &str) -> Result<u64, String> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => s.parse(),
-    };
-    r.map_err(|e| format!("{s}: {e}"))
-}
-
 /// Runs `vmsa run`.
 pub fn run(args: &Args) -> CmdResult {
-    let signature = CpuSignature::named(&args.vcpu_type)
-        .map_err(|e| format!("--vcpu-type {}: {e}", args.vcpu_type))?;
+    let signature = match args.cpu.signature()? {
+        Some(s) => s,
+        None => CpuSignature::named("EPYC-v4").map_err(|e| e.to_string())?,
+    };
+    if args.launch == Some(SevMode::Sev) {
+        return Err("--launch sev: plain SEV guests are not launched here (sev-es or snp)".into());
+    }
     let limits = RunLimits {
         max_exits: args.max_exits,
         timeout: Duration::from_millis(args.timeout_ms),
@@ -80,38 +80,37 @@ pub fn run(args: &Args) -> CmdResult {
         return run_igvm(args, path, signature, limits);
     }
     let path = args.ovmf.as_ref().ok_or("--ovmf FILE is required")?;
-    let image = read_file(path)?;
-    let mode = match args.launch.as_deref() {
-        Some("sev-es") => SevMode::SevEs,
-        _ => SevMode::Snp,
-    };
-    let launch = compute_launch(&image, mode, args.vcpus, signature)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let vmsas: Vec<Vmsa> = launch.pages().map(|(_, v)| v.clone()).collect();
+    let image = FirmwareFile::open(path, MAX_FIRMWARE_SIZE)?;
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let fw = Firmware::Ovmf(OvmfImage::parse(image.bytes()).map_err(|e| at(&e))?);
+    let mode = args.launch.unwrap_or(SevMode::Snp);
+    let cfg = LaunchConfig::new(mode, args.vcpus, signature, VmmType::Qemu);
+    let launch = Launch::new(&fw, &cfg).map_err(|e| at(&e))?;
+    let vmsas = pages(&launch).map_err(|e| at(&e))?;
     let config = VmConfig {
         ram_size: args.ram_mib << 20,
-        firmware: image,
+        firmware: image.bytes().to_vec(),
         vcpus: vmsas.len(),
     };
-    if let Some(m) = &args.launch {
-        let lmode = if m == "snp" {
-            LaunchMode::Snp
-        } else {
-            LaunchMode::SevEs
-        };
+    if let Some(m) = args.launch {
         let policy = args.policy.unwrap_or(sev::SNP_POLICY_DEFAULT);
-        println!("{} launch of {} vCPUs:", lmode.name(), vmsas.len());
-        let (report, result) = sev::launch_ovmf(lmode, &launch, &config, policy);
+        println!("{} launch of {} vCPUs:", m.name(), vmsas.len());
+        let (report, result) = sev::launch(&launch, &config, policy);
         return print_launch(&report, result);
     }
     run_vcpus(&vmsas, &config, args.strict, limits, |_| Ok(()))
+}
+
+/// Every vCPU's launch VMSA page.
+fn pages(launch: &Launch<'_, '_>) -> Result<Vec<Vmsa>, launch::LaunchError> {
+    launch.vmsas().map(|v| v.map(|v| v.vmsa)).collect()
 }
 
 /// `vmsa run --igvm FILE`: the VP contexts of the selected SEV-ES/SNP platform as launch VMSAs
 /// (vmsa-kvm programs every register, `VmmPath::Direct`), the platform's page data in guest RAM
 /// (no firmware image: RAM covers everything the file places), then the run.
 fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> CmdResult {
-    let bytes = read_file(path)?;
+    let bytes = files::read(path, limits::IGVM)?;
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let file = IgvmFile::parse(&bytes).map_err(|e| fail(&e))?;
     let choice = PlatformChoice::from_name(args.platform.as_deref()).ok_or_else(|| {
@@ -119,10 +118,21 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         format!("--platform {name:?}: expected snp or sev-es")
     })?;
     let platform = file.select(choice).map_err(|e| fail(&e))?;
-    let cfg = LaunchConfig::new(SevMode::Snp, args.vcpus, sig, VmmType::Qemu);
-    let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Direct).map_err(|e| fail(&e))?;
-    let entries: Vec<LaunchEntry> = launch
-        .entries()
+    let mut cfg = LaunchConfig::new(SevMode::Snp, args.vcpus, sig, VmmType::Qemu);
+    cfg.path = VmmPath::Direct;
+    let mask = platform.compatibility_mask;
+    let extent = vmsa_core::igvm::load::extent(&file, mask)
+        .map_err(|e| fail(&e))?
+        .unwrap_or(0);
+    let fw = Firmware::Igvm { file, platform };
+    let launch = Launch::new(&fw, &cfg).map_err(|e| fail(&e))?;
+    if launch.vcpus() == 0 {
+        return Err(fail(
+            &"the selected platform has no VMSAs (only sev-es and snp do)",
+        ));
+    }
+    let entries: Vec<LaunchVmsa> = launch
+        .vmsas()
         .collect::<Result<_, _>>()
         .map_err(|e| fail(&e))?;
     println!(
@@ -134,7 +144,7 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
     );
     for e in &entries {
         match e.source {
-            Source::Context { at, .. } => {
+            VmsaSource::Context { at, .. } => {
                 println!(
                     "vCPU {}: VP context ({at}), VMSA GPA {:#x}",
                     e.cpu_index, e.gpa
@@ -149,12 +159,9 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
                     println!("  in an SEV launch KVM would change {c}");
                 }
             }
-            Source::Reset => println!("vCPU {}: no VP context, reset state", e.cpu_index),
+            VmsaSource::Reset => println!("vCPU {}: no VP context, reset state", e.cpu_index),
         }
     }
-    let extent = igvm_load::extent(&file, platform.compatibility_mask)
-        .map_err(|e| fail(&e))?
-        .unwrap_or(0);
     let ram = (args.ram_mib << 20).max(extent.div_ceil(2 << 20) * (2 << 20));
     if ram > vmsa_kvm::vm::FOUR_GIB {
         return Err(fail(&format_args!(
@@ -166,11 +173,11 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         firmware: Vec::new(),
         vcpus: entries.len(),
     };
-    if let Some(m) = &args.launch {
-        let platform_mode = match launch.config().mode {
-            SevMode::Snp => "snp",
-            SevMode::SevEs => "sev-es",
-        };
+    let Firmware::Igvm { file, .. } = &fw else {
+        return Err(fail(&"not an IGVM file"));
+    };
+    if let Some(m) = args.launch {
+        let platform_mode = launch.mode();
         if m != platform_mode {
             return Err(fail(&format_args!(
                 "--launch {m}, but the selected IGVM platform is {platform_mode} (pick the platform with --platform {m})"
@@ -178,10 +185,10 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         }
         let policy = args
             .policy
-            .or_else(|| guest_policy(&file, platform.compatibility_mask))
+            .or_else(|| guest_policy(file, mask))
             .unwrap_or(sev::SNP_POLICY_DEFAULT);
         println!("{m} launch of {} vCPUs from IGVM:", entries.len());
-        let (report, result) = sev::launch_igvm(&file, &platform, &entries, &config, policy);
+        let (report, result) = sev::launch(&launch, &config, policy);
         if let Some(d) = &report.file_digest_difference {
             println!(
                 "  note: KVM's launch digest differs from the file's own (vmsa measure --igvm): {d}"
@@ -190,11 +197,8 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         return print_launch(&report, result);
     }
     let vmsas: Vec<Vmsa> = entries.into_iter().map(|e| e.vmsa).collect();
-    let mask = platform.compatibility_mask;
     run_vcpus(&vmsas, &config, args.strict, limits, |vm| {
-        let r = vm
-            .load_igvm(&file, mask, args.vcpus)
-            .map_err(|e| fail(&e))?;
+        let r = vm.load_igvm(file, mask, args.vcpus).map_err(|e| fail(&e))?;
         println!(
             "loaded into {} MiB of guest RAM: {} data pages, {} zero pages, {} parameter areas, {} parameters ({:#x} bytes)",
             ram >> 20,
@@ -228,10 +232,11 @@ fn compute_launch(
     mode: SevMode,
     vcpus: u32,
     sig: CpuSignature,
-) -> Result<LaunchVmsas, String> {
-    let fw = OvmfImage::parse(image).map_err(|e| e.to_string())?;
+) -> Result<Vec<Vmsa>, String> {
+    let fw = Firmware::Ovmf(OvmfImage::parse(image).map_err(|e| e.to_string())?);
     let cfg = LaunchConfig::new(mode, vcpus, sig, VmmType::Qemu);
-    launch_vmsas(&fw, &cfg).map_err(|e| e.to_string())
+    let launch = Launch::new(&fw, &cfg).map_err(|e| e.to_string())?;
+    pages(&launch).map_err(|e| e.to_string())
 }
 
 fn linear_start(v: &Vmsa) -> u64 {
@@ -262,7 +267,7 @@ fn run_vcpus(
             vmsas.get(r.index).map_or(0, |v| v.rip),
             counts.get(r.index).map_or(0, |c| c.0),
         );
-        if let Some(f) = &v.fidelity {
+        if let Some(f) = &v.report {
             print!("{f}");
         }
         println!(
@@ -287,7 +292,7 @@ fn run_vcpus(
 }
 
 /// Prints what a launch did, its expected digest, and how it ended.
-fn print_launch(report: &sev::LaunchReport, result: Result<(), sev::LaunchError>) -> CmdResult {
+fn print_launch(report: &sev::LaunchReport, result: Result<(), sev::SevError>) -> CmdResult {
     for step in &report.done {
         println!("  ok: {step}");
     }
@@ -304,28 +309,19 @@ fn print_launch(report: &sev::LaunchReport, result: Result<(), sev::LaunchError>
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The SEV-ES and SNP launch digests of an OVMF image booted with `vcpus` vCPUs (QEMU path), as
 /// `vmsa measure` and sev-snp-measure compute them.
 fn digests(image: &[u8], vcpus: u32, sig: CpuSignature) -> Result<(String, String), String> {
-    let fw = OvmfImage::parse(image).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for (mode, dmode) in [
-        (SevMode::SevEs, DigestMode::SevEs),
-        (SevMode::Snp, DigestMode::Snp),
-    ] {
-        let v = launch_vmsas(&fw, &LaunchConfig::new(mode, vcpus, sig, VmmType::Qemu))
+    let fw = Firmware::Ovmf(OvmfImage::parse(image).map_err(|e| e.to_string())?);
+    let digest = |mode| -> Result<String, String> {
+        let cfg = LaunchConfig::new(mode, vcpus, sig, VmmType::Qemu);
+        let launch = Launch::new(&fw, &cfg).map_err(|e| e.to_string())?;
+        let (d, NoObserver) = launch
+            .digest(&Sha2Pages, NoObserver)
             .map_err(|e| e.to_string())?;
-        let (d, _) = launch_digest(image, &fw, dmode, VmmType::Qemu, None, Some(&v), NoObserver)
-            .map_err(|e| e.to_string())?;
-        out.push(hex(d.bytes()));
-    }
-    let snp = out.pop().unwrap_or_default();
-    let sev_es = out.pop().unwrap_or_default();
-    Ok((sev_es, snp))
+        Ok(hex(d.bytes()))
+    };
+    Ok((digest(SevMode::SevEs)?, digest(SevMode::Snp)?))
 }
 
 /// The main job (`cargo run --release` with no arguments): the built-in test firmware, 4 vCPUs,
@@ -342,12 +338,9 @@ pub fn main_job() -> CmdResult {
         testfw::RESET_VECTOR,
         testfw::AP_RESET_ADDR
     );
-    let vmsas: Vec<Vmsa> = compute_launch(&image, SevMode::Snp, VCPUS, sig)?
-        .pages()
-        .map(|(_, v)| v.clone())
-        .collect();
+    let vmsas = compute_launch(&image, SevMode::Snp, VCPUS, sig)?;
     println!("\nlaunch VMSA of the BSP (vCPU 0), SNP, QEMU + KVM:");
-    super::inspect::print_vmsa(&vmsas[0], false);
+    print_vmsa(&vmsas[0], false)?;
     if let Some(ap) = vmsas.get(1) {
         println!("\nthe APs' VMSA differs from the BSP's in:");
         for d in vmsa_core::vmsa::diff(&vmsas[0], ap) {

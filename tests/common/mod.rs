@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A file of sev-snp-measure's fixtures (`../shared/fixtures/sev-snp-measure`, beside the repo).
+/// A file of sev-snp-measure's fixtures (`tests/data/sev-snp-measure`, see TESTING.md).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/sev-snp-measure")
+        .join("tests/data/sev-snp-measure")
         .join(name)
 }
 
@@ -92,4 +92,34 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Every vCPU's launch VMSA of an OVMF image, from the core's one entry point
+/// ([`vmsa_core::launch::Launch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vmsas(pub Vec<vmsa_core::launch::LaunchVmsa>);
+
+impl Vmsas {
+    /// vCPU 0's page.
+    pub fn bsp(&self) -> &vmsa_core::Vmsa {
+        &self.0[0].vmsa
+    }
+    /// vCPU 1's page (every AP's), if there is one.
+    pub fn ap(&self) -> Option<&vmsa_core::Vmsa> {
+        self.0.get(1).map(|v| &v.vmsa)
+    }
+    /// Every vCPU's page with its index.
+    pub fn pages(&self) -> impl Iterator<Item = (u32, &vmsa_core::Vmsa)> {
+        self.0.iter().map(|v| (v.cpu_index, &v.vmsa))
+    }
+}
+
+/// The launch VMSAs of `fw` under `cfg`, or why it cannot launch.
+pub fn launch_vmsas(
+    fw: &vmsa_core::ovmf::OvmfImage<'_>,
+    cfg: &vmsa_core::launch::LaunchConfig,
+) -> Result<Vmsas, vmsa_core::launch::LaunchError> {
+    let fw = vmsa_core::launch::Firmware::Ovmf(*fw);
+    let launch = vmsa_core::launch::Launch::new(&fw, cfg)?;
+    Ok(Vmsas(launch.vmsas().collect::<Result<_, _>>()?))
 }

@@ -8,7 +8,7 @@
 //
 // Needs: wasm/build.sh run first (wasm/web/pkg), the `vmsa` binary (VMSA_BIN, default
 // target/debug/vmsa), /usr/bin/chromium, /usr/share/OVMF/OVMF_CODE.fd, sev-snp-measure 0.0.13,
-// and ../shared/fixtures next to the repository (SHARED_DIR overrides).
+// and sev-snp-measure's fixtures, committed under tests/data/sev-snp-measure.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -23,8 +23,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
 const web = join(repo, 'wasm', 'web');
 const out = join(here, 'out');
-const shared = process.env.SHARED_DIR ?? resolve(repo, '..', 'shared');
-const fixtures = join(shared, 'fixtures', 'sev-snp-measure');
+const fixtures = join(repo, 'tests', 'data', 'sev-snp-measure');
 const vmsaBin = process.env.VMSA_BIN ?? join(repo, 'target', 'debug', 'vmsa');
 const OVMF = '/usr/share/OVMF/OVMF_CODE.fd';
 

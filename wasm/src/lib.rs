@@ -17,17 +17,16 @@
 //! );
 //! ```
 use serde::Serialize;
-use vmsa_core::Vmsa;
+use vmsa_core::cpu::CPU_TYPES;
 use vmsa_core::flags::SevFeatures;
-use vmsa_core::igvm::vp::IgvmLaunch;
-use vmsa_core::igvm::{IgvmFile, PlatformChoice, header_type_name, platform_from_name};
-use vmsa_core::kvm_model::{Fidelity, FidelityParams, INITIAL_VMSA_GPA, VmmPath, check_vmsa};
-use vmsa_core::measure::NoObserver;
-use vmsa_core::measure::igvm::{IgvmOptions, igvm_launch_digest};
-use vmsa_core::measure::ovmf::{LaunchMode, launch_digest};
+use vmsa_core::igvm::{IgvmFile, PlatformChoice, header_type_name};
+use vmsa_core::kvm::Fidelity;
+use vmsa_core::launch::{self, Firmware, LaunchConfig, mode_platform};
+use vmsa_core::measure::{NoObserver, Sha2Pages};
 use vmsa_core::ovmf::{OvmfImage, Section};
-use vmsa_core::reset::{CPU_TYPES, CpuSignature, LaunchConfig, SevMode, VmmType, launch_vmsas};
+use vmsa_core::reset::VmmType;
 use vmsa_core::vmsa::{Field, FieldKind, FieldValue};
+use vmsa_core::{CpuSignature, SevMode, Vmsa};
 use wasm_bindgen::prelude::*;
 
 /// An error at the boundary: a message for the page. On wasm it is thrown as a JS `Error`
@@ -64,7 +63,7 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").into()
 }
 
-/// The choices the page offers, from the core's tables: CPU types (`reset::CPU_TYPES`) and
+/// The choices the page offers, from the core's tables: CPU types (`cpu::CPU_TYPES`) and
 /// VMM profiles (`reset::VmmType::ALL`).
 #[wasm_bindgen]
 pub fn catalog() -> String {
@@ -255,7 +254,8 @@ pub fn inspect_firmware(bytes: &[u8]) -> Result<String, Error> {
 }
 
 /// A guest launched from an OVMF image or an IGVM file: its VMSAs, their KVM fidelity
-/// findings and the launch digest, as `vmsa measure` computes them.
+/// findings and the launch digest, as `vmsa measure` computes them (the core's
+/// [`vmsa_core::launch::Launch`]).
 #[wasm_bindgen]
 pub struct Launch {
     mode: &'static str,
@@ -265,7 +265,7 @@ pub struct Launch {
 }
 
 /// One KVM fidelity finding: a refusal or a field KVM would not reproduce
-/// ([`vmsa_core::kvm_model::check_vmsa`]).
+/// ([`vmsa_core::kvm::check_vmsa`]).
 #[derive(Serialize)]
 struct Finding {
     cpu: u32,
@@ -290,16 +290,10 @@ fn findings(cpu: u32, fidelity: &Fidelity<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn sev_mode(mode: &str) -> Result<Option<SevMode>, Error> {
-    LaunchMode::from_name(mode)
-        .map(LaunchMode::sev_mode)
-        .ok_or_else(|| message(format_args!("unknown mode '{mode}' (sev, sev-es, snp)")))
-}
-
 #[wasm_bindgen]
 impl Launch {
     /// Launches `bytes` (an OVMF image or an IGVM file) in `mode` (`sev`, `sev-es`, `snp`) with
-    /// `vcpus` vCPUs of CPU type `cpu` (a `reset::CPU_TYPES` name), VMM profile `vmm`
+    /// `vcpus` vCPUs of CPU type `cpu` (a `cpu::CPU_TYPES` name), VMM profile `vmm`
     /// (`qemu`, `ec2`, `gce`, `kvm`) and SNP guest features `guest_features` (ignored for
     /// SEV-ES and SEV, as in `vmsa measure`).
     #[wasm_bindgen(constructor)]
@@ -311,31 +305,54 @@ impl Launch {
         vmm: &str,
         guest_features: u64,
     ) -> Result<Launch, Error> {
-        let sev_mode = sev_mode(mode)?;
+        let sev_mode = SevMode::from_name(mode)
+            .ok_or_else(|| message(format_args!("unknown mode '{mode}' (sev, sev-es, snp)")))?;
         let signature = CpuSignature::named(cpu)
             .map_err(|_| message(format_args!("unknown CPU type '{cpu}'")))?;
         let vmm = VmmType::from_name(vmm)
             .ok_or_else(|| message(format_args!("unknown VMM profile '{vmm}'")))?;
-        let mut cfg = LaunchConfig::new(sev_mode.unwrap_or(SevMode::SevEs), vcpus, signature, vmm);
-        if sev_mode == Some(SevMode::Snp) {
+        let mut cfg = LaunchConfig::new(sev_mode, vcpus, signature, vmm);
+        if sev_mode == SevMode::Snp {
             cfg.guest_features = SevFeatures::from_bits_retain(guest_features);
         }
-        let mut launch = Launch {
+        let firmware = if detect(bytes) == "igvm" {
+            let file = IgvmFile::parse(bytes).map_err(message)?;
+            let platform = file
+                .select(PlatformChoice::Only(mode_platform(sev_mode)))
+                .map_err(message)?;
+            Firmware::Igvm { file, platform }
+        } else {
+            Firmware::Ovmf(OvmfImage::parse(bytes).map_err(message)?)
+        };
+        let launch = launch::Launch::new(&firmware, &cfg).map_err(message)?;
+        let mut out = Launch {
             mode: match sev_mode {
-                None => "SEV",
-                Some(SevMode::SevEs) => "SEV-ES",
-                Some(SevMode::Snp) => "SEV-SNP",
+                SevMode::Sev => "SEV",
+                SevMode::SevEs => "SEV-ES",
+                SevMode::Snp => "SEV-SNP",
             },
             digest: String::new(),
             vmsas: Vec::new(),
             findings: Vec::new(),
         };
-        if detect(bytes) == "igvm" {
-            launch.igvm(bytes, mode, cfg, sev_mode.is_some())?;
-        } else {
-            launch.ovmf(bytes, cfg, sev_mode)?;
+        for v in launch.vmsas() {
+            let v = v.map_err(message)?;
+            findings(v.cpu_index, &launch.fidelity(&v), &mut out.findings);
+            out.vmsas.push(v.vmsa);
         }
-        Ok(launch)
+        let (digest, NoObserver) = launch.digest(&Sha2Pages, NoObserver).map_err(message)?;
+        if let Some(ld) = launch.id_block_ld().filter(|ld| ld[..] != *digest.bytes()) {
+            out.findings.push(Finding {
+                cpu: 0,
+                severity: "error",
+                message: format!(
+                    "the file's SNP_ID_BLOCK expects launch digest {}, not the computed one",
+                    hex(&ld)
+                ),
+            });
+        }
+        out.digest = hex(digest.bytes());
+        Ok(out)
     }
 
     /// The report as JSON: `{mode, digest, vmsas:[{fields}], findings:[{cpu, severity,
@@ -362,94 +379,5 @@ impl Launch {
             .get(cpu)
             .map(|v| v.as_page().to_vec())
             .unwrap_or_default()
-    }
-}
-
-impl Launch {
-    /// An OVMF launch: `reset::launch_vmsas`, then `measure::ovmf::launch_digest`.
-    fn ovmf(
-        &mut self,
-        bytes: &[u8],
-        cfg: LaunchConfig,
-        mode: Option<SevMode>,
-    ) -> Result<(), Error> {
-        let fw = OvmfImage::parse(bytes).map_err(message)?;
-        let vmsas = match mode {
-            None => None,
-            Some(_) => Some(launch_vmsas(&fw, &cfg).map_err(message)?),
-        };
-        if let Some(v) = &vmsas {
-            let params = FidelityParams {
-                mode: cfg.mode,
-                kvm: cfg.kvm,
-                path: VmmPath::Qemu,
-            };
-            let bsp_features = v.bsp().sev_features;
-            for (cpu, page) in v.pages() {
-                let fidelity = check_vmsa(page, INITIAL_VMSA_GPA, bsp_features, &params);
-                findings(cpu, &fidelity, &mut self.findings);
-                self.vmsas.push(page.clone());
-            }
-        }
-        let launch_mode = match mode {
-            None => LaunchMode::Sev,
-            Some(SevMode::SevEs) => LaunchMode::SevEs,
-            Some(SevMode::Snp) => LaunchMode::Snp,
-        };
-        let (digest, NoObserver) = launch_digest(
-            bytes,
-            &fw,
-            launch_mode,
-            cfg.vmm,
-            None,
-            vmsas.as_ref(),
-            NoObserver,
-        )
-        .map_err(message)?;
-        self.digest = hex(digest.bytes());
-        Ok(())
-    }
-
-    /// An IGVM launch on the platform the mode names: the VP contexts as launch VMSAs
-    /// (`igvm::vp::IgvmLaunch`) and the IGVM launch digest.
-    fn igvm(
-        &mut self,
-        bytes: &[u8],
-        mode: &str,
-        cfg: LaunchConfig,
-        has_vmsas: bool,
-    ) -> Result<(), Error> {
-        let file = IgvmFile::parse(bytes).map_err(message)?;
-        let platform_type = platform_from_name(mode)
-            .ok_or_else(|| message(format_args!("no IGVM platform named '{mode}'")))?;
-        let platform = file
-            .select(PlatformChoice::Only(platform_type))
-            .map_err(message)?;
-        if has_vmsas {
-            let launch = IgvmLaunch::new(&file, platform, cfg, VmmPath::Qemu).map_err(message)?;
-            for entry in launch.entries() {
-                let entry = entry.map_err(message)?;
-                findings(
-                    entry.cpu_index,
-                    &launch.fidelity(&entry),
-                    &mut self.findings,
-                );
-                self.vmsas.push(entry.vmsa);
-            }
-        }
-        let d = igvm_launch_digest(&file, &platform, IgvmOptions::default(), NoObserver)
-            .map_err(message)?;
-        if let Some(ld) = d.id_block_ld.filter(|_| d.id_block_mismatch()) {
-            self.findings.push(Finding {
-                cpu: 0,
-                severity: "error",
-                message: format!(
-                    "the file's SNP_ID_BLOCK expects launch digest {}, not the computed one",
-                    hex(&ld)
-                ),
-            });
-        }
-        self.digest = hex(d.bytes());
-        Ok(())
     }
 }

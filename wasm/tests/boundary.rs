@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use vmsa_wasm::{Launch, detect, diff_vmsa, inspect_firmware, inspect_vmsa};
 
 fn fixtures() -> PathBuf {
-    // ../shared beside the repository (the project's shared/ folder).
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sev-snp-measure")
+    // sev-snp-measure's fixtures, committed as test data (TESTING.md).
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sev-snp-measure")
 }
 
 fn read(path: impl AsRef<std::path::Path>) -> Vec<u8> {

@@ -57,8 +57,8 @@ mod check;
 pub mod error;
 pub mod fixed;
 pub mod header;
+pub mod load;
 pub mod platform;
-pub mod vp;
 pub mod walk;
 
 pub use check::{MAX_PARAMETER_AREAS, MAX_REGIONS};

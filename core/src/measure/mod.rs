@@ -1,28 +1,44 @@
-//! Launch digests: what the AMD secure processor computes while a guest is launched, so that a
-//! guest owner can compare it with the attestation report.
+//! Hashing primitives of the launch digests: what the AMD secure processor computes while a
+//! guest is launched. The order of what is hashed is the launch's (`crate::launch`); this
+//! module only hashes.
 //!
 //! - [`snp`]: the SEV-SNP launch digest, a SHA-384 chain of `PAGE_INFO` records (SEV-SNP Firmware
-//!   ABI specification, rev. 1.55, §8.17 "SNP_LAUNCH_UPDATE", Table 67 "PAGE_INFO").
+//!   ABI specification, rev. 1.55, §8.17 "SNP_LAUNCH_UPDATE", Table 67 "PAGE_INFO"), and
+//!   [`PageHasher`], how a hosted caller hashes many pages at once.
 //! - [`sev`]: the SEV and SEV-ES launch digest, SHA-256 over everything `LAUNCH_UPDATE_DATA` and
-//!   `LAUNCH_UPDATE_VMSA` encrypted, and the kernel/initrd/cmdline hash table QEMU installs.
+//!   `LAUNCH_UPDATE_VMSA` encrypted.
 //!
 //! Everything streams: pages are fed as they come, nothing holds a whole image, and each update
 //! can be reported to an [`Observer`] (for `--explain`). A page's contents hash is separate from
 //! the chain step ([`snp::SnpDigest::update_with_contents`]), so a hosted caller can hash pages on
 //! several cores and chain them in order.
 
-pub mod igvm;
-pub mod ovmf;
-#[cfg(feature = "std")]
-pub mod parallel;
+use crate::page::PageType;
+
 pub mod sev;
 pub mod snp;
 
-pub use sev::{SEV_HASH_TABLE_PADDED_SIZE, SevDigest, SevHashes};
-pub use snp::{PageType, SnpDigest, VMSA_GPA};
+pub use sev::SevDigest;
+pub use snp::{PageHasher, Sha2Pages, SnpDigest, sha384, sha384_zero_page};
 
-/// The GPA an image is loaded at when it ends at 4 GiB.
-pub(crate) use crate::ovmf::gpa_ending_at_4g;
+/// A launch digest: SHA-256 (SEV, SEV-ES) or SHA-384 (SNP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Digest {
+    /// SEV and SEV-ES.
+    Sha256([u8; 32]),
+    /// SNP.
+    Sha384([u8; 48]),
+}
+
+impl Digest {
+    /// The digest bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Sha256(d) => d,
+            Self::Sha384(d) => d,
+        }
+    }
+}
 
 /// What a measured item is, for `--explain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,106 +1,15 @@
 //! The SEV-SNP launch digest.
 //!
 //! The firmware keeps a 48-byte digest `LD`, initially zero. Every `SNP_LAUNCH_UPDATE` of a page
-//! replaces it with `SHA-384(PAGE_INFO)`, where `PAGE_INFO` (SEV-SNP Firmware ABI rev. 1.55,
-//! Table 67) is:
-//!
-//! | offset | field |
-//! |---|---|
-//! | 0x00 | `DIGEST_CUR[48]`: the current `LD` |
-//! | 0x30 | `CONTENTS[48]`: SHA-384 of the page for NORMAL and VMSA pages, zero otherwise |
-//! | 0x60 | `LENGTH` (u16) = 0x70 |
-//! | 0x62 | `PAGE_TYPE` (u8) |
-//! | 0x63 | `IMI_PAGE` (u8) = 0 |
-//! | 0x64 | VMPL permissions (4 bytes), zero for every page KVM measures |
-//! | 0x68 | `GPA` (u64) |
-//!
-//! The VMPL permission bytes are written as `vmpl3, vmpl2, vmpl1, reserved` by sev-snp-measure and
-//! as `reserved, vmpl1, vmpl2, vmpl3` by coconut-svsm's igvmmeasure; upstream KVM's
-//! `kvm_sev_snp_launch_update` has no permission fields, so they are always zero and the
-//! disagreement never changes a digest. This module writes zeros and exposes no way to set them.
+//! replaces it with `SHA-384(PAGE_INFO)` ([`PageInfo`], SEV-SNP Firmware ABI rev. 1.55,
+//! Table 67). This module writes zeros for the VMPL permissions and exposes no way to set them
+//! (see [`crate::page`]).
 
 use super::{ItemKind, MeasureError, MeasuredItem, Observer};
+use crate::page::{PAGE_SIZE, PageInfo, PageType, VMSA_GPA};
 use crate::vmsa::Vmsa;
 use sha2::{Digest, Sha384};
-use zerocopy::{Immutable, IntoBytes, KnownLayout};
-
-/// The GPA KVM gives every VMSA page in the RMP and in the measurement (KVM's
-/// `INITIAL_VMSA_GPA`, see [`crate::kvm_model::INITIAL_VMSA_GPA`]).
-pub const VMSA_GPA: u64 = crate::kvm_model::INITIAL_VMSA_GPA;
-
-/// A page size.
-pub const PAGE_SIZE: u64 = 4096;
-
-/// An SNP page type (SEV-SNP Firmware ABI Table 68; KVM `KVM_SEV_SNP_PAGE_TYPE_*`). Open: any
-/// byte is representable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
-pub struct PageType(pub u8);
-
-impl PageType {
-    /// A page whose contents are measured.
-    pub const NORMAL: Self = Self(1);
-    /// A VMSA page (only KVM's `SNP_LAUNCH_FINISH` issues these).
-    pub const VMSA: Self = Self(2);
-    /// A page the firmware zeroes; contents not measured.
-    pub const ZERO: Self = Self(3);
-    /// A page whose contents are not measured.
-    pub const UNMEASURED: Self = Self(4);
-    /// The secrets page.
-    pub const SECRETS: Self = Self(5);
-    /// The CPUID page.
-    pub const CPUID: Self = Self(6);
-
-    /// The name, or `None` for a value without one.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            1 => "NORMAL",
-            2 => "VMSA",
-            3 => "ZERO",
-            4 => "UNMEASURED",
-            5 => "SECRETS",
-            6 => "CPUID",
-            _ => return None,
-        })
-    }
-}
-
-impl core::fmt::Display for PageType {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(n) => f.write_str(n),
-            None => write!(f, "type-{}", self.0),
-        }
-    }
-}
-
-/// `PAGE_INFO`, SEV-SNP Firmware ABI rev. 1.55 Table 67 (0x70 bytes).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoBytes, Immutable, KnownLayout)]
-pub struct PageInfo {
-    /// The launch digest before this page.
-    pub digest_cur: [u8; 48],
-    /// SHA-384 of the page for NORMAL and VMSA pages, zero otherwise.
-    pub contents: [u8; 48],
-    /// 0x70.
-    pub length: u16,
-    /// The page type.
-    pub page_type: u8,
-    /// 1 for pages added by an incoming migration image; always 0 here.
-    pub imi_page: u8,
-    /// VMPL1–3 permissions and a reserved byte; always 0 (see the module docs).
-    pub vmpl_perms: [u8; 4],
-    /// The GPA of the page.
-    pub gpa: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<PageInfo>() == 0x70);
-const _: () = assert!(core::mem::offset_of!(PageInfo, contents) == 0x30);
-const _: () = assert!(core::mem::offset_of!(PageInfo, length) == 0x60);
-const _: () = assert!(core::mem::offset_of!(PageInfo, page_type) == 0x62);
-const _: () = assert!(core::mem::offset_of!(PageInfo, imi_page) == 0x63);
-const _: () = assert!(core::mem::offset_of!(PageInfo, vmpl_perms) == 0x64);
-const _: () = assert!(core::mem::offset_of!(PageInfo, gpa) == 0x68);
+use zerocopy::IntoBytes;
 
 /// SHA-384 of a byte string.
 pub fn sha384(data: &[u8]) -> [u8; 48] {
@@ -238,5 +147,26 @@ fn check_range(what: &'static str, gpa: u64, len: u64) -> Result<(), MeasureErro
             Err(MeasureError::GpaOverflow { what, gpa, len })
         }
         _ => Ok(()),
+    }
+}
+
+/// Hashes many 4 KiB pages: the contents hashes of NORMAL pages are independent of each other,
+/// so a hosted caller can compute them on several cores, several pages per SIMD register
+/// (`vmsa-pagehash`), while the `PAGE_INFO` chain stays sequential.
+pub trait PageHasher {
+    /// Calls `each` with the SHA-384 of every whole page of `pages`, in page order, in as many
+    /// calls as the hasher likes (a short tail of `pages` is ignored).
+    fn sha384_pages(&self, pages: &[u8], each: &mut dyn FnMut(&[[u8; 48]]));
+}
+
+/// The core's own [`PageHasher`]: `sha2`, one page at a time, on the calling thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sha2Pages;
+
+impl PageHasher for Sha2Pages {
+    fn sha384_pages(&self, pages: &[u8], each: &mut dyn FnMut(&[[u8; 48]])) {
+        for page in pages.chunks_exact(PAGE_SIZE as usize) {
+            each(&[sha384(page)]);
+        }
     }
 }
