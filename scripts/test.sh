@@ -34,6 +34,14 @@ wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit
 # <<< extra installs <<<
 
 # --- checks -------------------------------------------------------------------------------
+step "the repository stands alone: no tracked file reads a path beside it"
+if git ls-files -z | xargs -0 grep -lI -e '\.\./shared' -e '\.\./\.\./shared' -- 2>/dev/null \
+    | grep -v -e '^scripts/test.sh$' -e '\.md$'; then
+  echo "these tracked files refer to ../shared, which a clone alone does not have" >&2
+  exit 1
+fi
+step "module graph: no import loops between sibling modules (ARCHITECTURE.md)"
+python3 scripts/module-graph.py
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy -D warnings"

@@ -12,7 +12,7 @@
 //!
 //! | floor | modules |
 //! |---|---|
-//! | wire types | [`arch`], [`flags`], [`segment`], [`vmsa`], [`guid`], [`mode`], [`cpu`], [`page`], [`hash_table`], [`snp_cpuid`] |
+//! | wire types | [`arch`], [`flags`], [`segment`], [`vmsa`], [`guid`], [`hex`], [`mode`], [`cpu`], [`page`], [`hash_table`], [`snp_cpuid`] |
 //! | formats and hashing | [`ovmf`], [`igvm`], [`measure`] |
 //! | models | [`reset`], [`kvm`] |
 //! | the launch | [`launch`] |
@@ -58,6 +58,7 @@ pub mod cpu;
 pub mod flags;
 pub mod guid;
 pub mod hash_table;
+pub mod hex;
 pub mod mode;
 pub mod page;
 pub mod segment;

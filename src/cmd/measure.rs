@@ -236,18 +236,6 @@ fn config(args: &Args) -> Result<LaunchConfig, Failure> {
     Ok(cfg)
 }
 
-fn parse_hex48(s: &str) -> Option<[u8; 48]> {
-    let s = s.trim();
-    if s.len() != 96 {
-        return None;
-    }
-    let mut out = [0u8; 48];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Collects the measured items for `--explain` / `--json`.
 #[derive(Default)]
 struct Items {
@@ -271,7 +259,7 @@ fn measure(args: &Args) -> Result<(), Failure> {
             return Err(fail("SNP OVMF hash only works with SNP"));
         }
         Some(h) => Some(
-            parse_hex48(h)
+            vmsa_core::hex::parse::<48>(h)
                 .ok_or_else(|| fail(format!("--snp-ovmf-hash '{h}' is not 48 bytes of hex")))?,
         ),
     };

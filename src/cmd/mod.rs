@@ -5,8 +5,6 @@ pub mod args;
 pub mod diff;
 pub mod files;
 pub mod inspect;
-pub mod inspect_igvm;
-pub mod inspect_ovmf;
 pub mod measure;
 pub mod output;
 pub mod reset;

@@ -7,7 +7,7 @@ use vmsa_core::vmsa::{FieldKind, FieldValue};
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    vmsa_core::hex::Hex(bytes).to_string()
 }
 
 /// Standard base64 (RFC 4648, with padding).

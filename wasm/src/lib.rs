@@ -19,6 +19,7 @@
 use serde::Serialize;
 use vmsa_core::cpu::CPU_TYPES;
 use vmsa_core::flags::SevFeatures;
+use vmsa_core::hex::Hex;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice, header_type_name};
 use vmsa_core::kvm::Fidelity;
 use vmsa_core::launch::{self, Firmware, LaunchConfig, mode_platform};
@@ -47,14 +48,6 @@ fn message(e: impl core::fmt::Display) -> Error {
 fn json(value: &impl Serialize) -> String {
     // Plain data (strings, integers, vectors) always serializes.
     serde_json::to_string(value).unwrap_or_default()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use core::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// The crate version, for the page footer.
@@ -242,7 +235,7 @@ pub fn inspect_firmware(bytes: &[u8]) -> Result<String, Error> {
                     guid: e.entry.guid().to_string(),
                     name: e.entry.name(),
                     value: e.entry.value().to_string(),
-                    data: hex(e.data),
+                    data: Hex(e.data).to_string(),
                 })
                 .collect(),
             sections: fw
@@ -347,11 +340,11 @@ impl Launch {
                 severity: "error",
                 message: format!(
                     "the file's SNP_ID_BLOCK expects launch digest {}, not the computed one",
-                    hex(&ld)
+                    Hex(&ld)
                 ),
             });
         }
-        out.digest = hex(digest.bytes());
+        out.digest = Hex(digest.bytes()).to_string();
         Ok(out)
     }
 

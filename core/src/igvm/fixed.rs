@@ -160,7 +160,7 @@ impl FixedHeader {
 
 /// CRC-32 of `fixed` with its checksum field (bytes 20..24) taken as zero, then `variable`.
 pub fn checksum(fixed: &[u8], variable: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
+    let mut hasher = Crc32::new();
     let (before, rest) = fixed.split_at(CHECKSUM_OFFSET.min(fixed.len()));
     hasher.update(before);
     let zeroed = rest.len().min(4);
@@ -168,4 +168,46 @@ pub fn checksum(fixed: &[u8], variable: &[u8]) -> u32 {
     hasher.update(rest.get(zeroed..).unwrap_or(&[]));
     hasher.update(variable);
     hasher.finalize()
+}
+
+/// The standard CRC-32 (ISO-HDLC, zlib's): crc32fast on hosts (SIMD), the `crc` crate with one
+/// 1 KiB table in the browser build (see `Cargo.toml`). Both are checked against the same known
+/// answers (`checksum_known_answer`).
+#[cfg(not(target_arch = "wasm32"))]
+type Crc32 = crc32fast::Hasher;
+
+#[cfg(target_arch = "wasm32")]
+struct Crc32(crc::Digest<'static, u32, crc::Table<1>>);
+
+#[cfg(target_arch = "wasm32")]
+static CRC32: crc::Crc<u32, crc::Table<1>> =
+    crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+
+#[cfg(target_arch = "wasm32")]
+impl Crc32 {
+    fn new() -> Self {
+        Self(CRC32.digest())
+    }
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finalize(self) -> u32 {
+        self.0.finalize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_known_answer() {
+        // The CRC-32/ISO-HDLC check value (Greg Cook's catalogue): "123456789" → 0xcbf43926.
+        assert_eq!(checksum(b"123456789", b""), 0xcbf4_3926);
+        // The checksum field (bytes 20..24) counts as zeros.
+        let mut fixed = [0x5au8; 32];
+        let plain = checksum(&fixed, b"rest");
+        fixed[20..24].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(checksum(&fixed, b"rest"), plain);
+    }
 }

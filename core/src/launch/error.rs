@@ -1,8 +1,8 @@
 //! Why a launch cannot happen: the one error of [`crate::launch`].
 
+use super::config::IgvmProfile;
 use crate::igvm::{At, IgvmError};
 use crate::kvm::Refusal;
-use crate::launch::IgvmProfile;
 use crate::measure::MeasureError;
 use crate::ovmf::{OvmfError, SectionType};
 

@@ -11,6 +11,7 @@ use super::session::{
     vm_type,
 };
 use crate::vm::{FOUR_GIB, Vm, VmConfig};
+use vmsa_core::hex::Hex;
 use vmsa_core::kvm::{InitParams, KvmParams, Preflight};
 use vmsa_core::launch::{
     FileDigestDifference, Firmware, Launch, LaunchError, LaunchUpdate, UpdateSource, outside_memory,
@@ -98,14 +99,10 @@ fn check(
         init.policy,
         updates.len(),
         pages,
-        hex(&digest)
+        Hex(&digest)
     ));
     report.expected_digest = Some(digest);
     Ok((preflight, vmsas))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The pure checks, then the kernel.

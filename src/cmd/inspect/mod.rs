@@ -1,5 +1,8 @@
 //! `vmsa inspect FILE`: a VMSA page, an OVMF image or an IGVM file, decoded (detected by
 //! content).
+mod igvm;
+mod ovmf;
+
 use super::CmdResult;
 use super::files::{self, limits};
 use super::output::print_vmsa;
@@ -23,8 +26,8 @@ pub fn run(args: &Args) -> CmdResult {
     let limit = MAX_FIRMWARE_SIZE.max(limits::IGVM);
     let bytes = files::read(&args.file, limit)?;
     match FileKind::detect(&bytes) {
-        FileKind::Igvm => super::inspect_igvm::run(&bytes, args.json),
-        FileKind::Ovmf => super::inspect_ovmf::run(&bytes, args.json),
+        FileKind::Igvm => igvm::run(&bytes, args.json),
+        FileKind::Ovmf => ovmf::run(&bytes, args.json),
         FileKind::Vmsa => {
             let vmsa =
                 Vmsa::from_page(&bytes).map_err(|e| format!("{}: {e}", args.file.display()))?;

@@ -1,6 +1,6 @@
 //! `vmsa inspect FILE.igvm`: header, platforms, directive summary, decoded VP contexts.
-use super::CmdResult;
-use super::output::{to_json, vmsa_fields};
+use crate::cmd::CmdResult;
+use crate::cmd::output::{to_json, vmsa_fields};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;

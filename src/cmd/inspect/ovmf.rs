@@ -1,7 +1,7 @@
 //! `vmsa inspect FIRMWARE.fd`: the OVMF footer table, the `ASEV` metadata sections and the
 //! reset vectors.
-use super::CmdResult;
-use super::output::{hex, to_json};
+use crate::cmd::CmdResult;
+use crate::cmd::output::{hex, to_json};
 use serde::Serialize;
 use std::process::ExitCode;
 use vmsa_core::arch::RESET_VECTOR;
