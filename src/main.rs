@@ -27,7 +27,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    cmd::output::init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" too; printing them never panics.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     let result = match cli.command {
         Some(Command::Inspect(args)) => cmd::inspect::run(&args),
         Some(Command::Reset(args)) => cmd::reset::run(&args),
@@ -37,9 +45,22 @@ fn main() -> ExitCode {
         None => cmd::run::main_job(),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => match cmd::output::flush() {
+            Ok(()) => code,
+            // A closed pipe ends the program quietly, as SIGPIPE would have.
+            Err(cmd::output::FlushError::BrokenPipe) => ExitCode::from(141),
+            Err(cmd::output::FlushError::Other(m)) => {
+                errln!("vmsa: error: {m}");
+                ExitCode::from(2)
+            }
+        },
         Err(e) => {
-            eprintln!("vmsa: error: {e}");
+            cmd::output::discard();
+            if let Some(code) = cmd::output::interrupted(&e) {
+                errln!("vmsa: {e}");
+                return ExitCode::from(code);
+            }
+            errln!("vmsa: error: {e}");
             ExitCode::from(2)
         }
     }

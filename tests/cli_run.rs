@@ -61,19 +61,40 @@ fn main_job_shows_vmsas_digests_and_runs_four_vcpus() {
         }
     }
     if kvm_or_skip("the run part of this test") {
-        assert_eq!(out.matches("exited: halted (HLT)").count(), 4, "{out}");
+        assert_eq!(out.matches("ended: halted (HLT)").count(), 4, "{out}");
         assert!(
-            out.contains("vCPU 0: started at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"),
+            out.contains(
+                "vCPU 0: programmed to start at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"
+            ),
+            "{out}"
+        );
+        // Observed, not computed: the BSP's first exit is the test program's first OUT, 3 bytes
+        // into its entry at 0xffffe000, reached from the reset vector's jump.
+        assert!(
+            out.contains("first exit at 0xffffe003 (CS 0xf000, base 0xffff0000, RIP 0xe003): OUT"),
             "{out}"
         );
         for i in 1..4 {
             assert!(
                 out.contains(&format!(
-                    "vCPU {i}: started at 0xfffef000 (CS base 0xfffe0000 + RIP 0xf000)"
+                    "vCPU {i}: programmed to start at 0xfffef000 (CS base 0xfffe0000 + RIP 0xf000)"
                 )),
                 "{out}"
             );
         }
+        assert_eq!(
+            out.matches("first exit at 0xfffef003 (CS 0xf000, base 0xfffe0000, RIP 0xf003): OUT")
+                .count(),
+            3,
+            "{out}"
+        );
+        // Every vCPU reports every register as it was programmed.
+        assert_eq!(
+            out.matches("registers reported on port 0xe0: 27 of 27 as programmed")
+                .count(),
+            4,
+            "{out}"
+        );
         // EDX reports the EPYC-v4 signature, CR0 0x10 and CR4 0x40 as KVM shapes them.
         assert!(
             out.contains("0x0 0x0 0x0 0x800f12 0x0 0x0 0x0 0x0 0x10 0x0 0x0 0x40"),
@@ -99,10 +120,19 @@ fn run_ovmf_reports_where_each_vcpu_started_and_how_it_exited() {
         "--strict",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("vCPU 0: started at 0xfffffff0"), "{out}");
-    assert!(out.contains("vCPU 1: started at 0xfffef000"), "{out}");
+    assert!(
+        out.contains("vCPU 0: programmed to start at 0xfffffff0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("vCPU 1: programmed to start at 0xfffef000"),
+        "{out}"
+    );
+    assert!(out.contains("first exit at 0xffffe003"), "{out}");
+    assert!(out.contains("first exit at 0xfffef003"), "{out}");
     assert_eq!(
-        out.matches("exited: halted (HLT) after 29 exits").count(),
+        out.matches("ended: halted (HLT) after 29 exits; last exit: HLT")
+            .count(),
         2,
         "{out}"
     );
@@ -124,15 +154,27 @@ fn run_real_ovmf_starts_at_the_reset_vector() {
     }
     let (_, out, err) = vmsa_bin(&["run", "--ovmf", ovmf, "--vcpus", "2", "--timeout-ms", "500"]);
     assert!(
-        out.contains("vCPU 0: started at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"),
+        out.contains("vCPU 0: programmed to start at 0xfffffff0 (CS base 0xffff0000 + RIP 0xfff0)"),
         "{out}\n{err}"
+    );
+    // Observed: the BSP ran OVMF's code from the reset vector, so its first exit is inside the
+    // image (the 2 MiB below 4 GiB), wherever OVMF first touches a port.
+    let first = out
+        .lines()
+        .skip_while(|l| !l.starts_with("vCPU 0:"))
+        .find_map(|l| l.trim().strip_prefix("first exit at 0x"))
+        .and_then(|rest| u64::from_str_radix(rest.split_whitespace().next()?, 16).ok())
+        .unwrap_or_else(|| panic!("no first exit for vCPU 0: {out}"));
+    assert!(
+        (0xffe0_0000..0x1_0000_0000).contains(&first),
+        "{first:#x}: {out}"
     );
     // OvmfX64's SEV-ES reset block puts the APs at 0x80b004.
     assert!(
-        out.contains("vCPU 1: started at 0x80b004 (CS base 0x800000 + RIP 0xb004)"),
+        out.contains("vCPU 1: programmed to start at 0x80b004 (CS base 0x800000 + RIP 0xb004)"),
         "{out}"
     );
-    assert_eq!(out.matches("  exited: ").count(), 2, "{out}");
+    assert_eq!(out.matches("  ended: ").count(), 2, "{out}");
 }
 
 #[test]

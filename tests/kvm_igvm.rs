@@ -391,12 +391,19 @@ fn vmsa_run_igvm_prints_where_each_vcpu_started_and_how_it_exited() {
     for i in 0..2 {
         assert!(
             out.contains(&format!(
-                "vCPU {i}: started at 0x8000 (CS base 0x0 + RIP 0x8000)"
+                "vCPU {i}: programmed to start at 0x8000 (CS base 0x0 + RIP 0x8000)"
             )),
             "{out}"
         );
     }
-    assert_eq!(out.matches("exited: halted (HLT)").count(), 2, "{out}");
+    assert_eq!(out.matches("ended: halted (HLT)").count(), 2, "{out}");
+    // The long-mode program reports every register as it was programmed.
+    assert_eq!(
+        out.matches("registers reported on port 0xe0: 54 of 54 as programmed")
+            .count(),
+        2,
+        "{out}"
+    );
     assert!(
         out.contains("efer             forced by KVM to 0xd00"),
         "{out}"

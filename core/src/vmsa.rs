@@ -387,7 +387,9 @@ impl core::hash::Hash for Vmsa {
 #[non_exhaustive]
 pub enum VmsaError {
     /// The input is not exactly 4096 bytes.
-    #[error("a VMSA page is 4096 bytes, but the input has {0} bytes")]
+    #[error(
+        "a VMSA is a 4096-byte page (or QEMU's 1648-byte save area), but the input has {0} bytes"
+    )]
     WrongSize(usize),
 }
 
@@ -397,14 +399,16 @@ impl Vmsa {
         Self::read_from_bytes(bytes).map_err(|_| VmsaError::WrongSize(bytes.len()))
     }
 
-    /// Reads a save area shorter than a page (such as QEMU's 1648-byte `sev_es_save_area`),
-    /// zero-padding it to 4096 bytes.
-    pub fn from_prefix_padded(bytes: &[u8]) -> Result<Self, VmsaError> {
+    /// Reads a VMSA as the stack stores one: a whole 4096-byte page, or QEMU's 1648-byte
+    /// `struct sev_es_save_area` ([`SAVE_AREA_SIZE`], `target/i386/sev.h`), zero-padded to a
+    /// page. Any other length is [`VmsaError::WrongSize`].
+    pub fn from_save_area(bytes: &[u8]) -> Result<Self, VmsaError> {
+        if bytes.len() != SAVE_AREA_SIZE {
+            return Self::from_page(bytes);
+        }
         let mut vmsa = Self::new_zeroed();
-        let page = vmsa.as_mut_bytes();
-        match page.get_mut(..bytes.len()) {
-            Some(dst) => dst.copy_from_slice(bytes),
-            None => return Err(VmsaError::WrongSize(bytes.len())),
+        if let Some(dst) = vmsa.as_mut_bytes().get_mut(..SAVE_AREA_SIZE) {
+            dst.copy_from_slice(bytes);
         }
         Ok(vmsa)
     }

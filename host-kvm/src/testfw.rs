@@ -383,6 +383,32 @@ pub fn long_mode_expected(v: &vmsa_core::Vmsa) -> Vec<(&'static str, u32)> {
     LONG_MODE_REPORT.iter().copied().zip(values).collect()
 }
 
+/// What one of the test programs must report on port [`crate::vm::REPORT_PORT`] for a vCPU that
+/// holds `held` (its [`crate::ProgramReport::expected`] VMSA), recognised by the length of
+/// `reported`: the real-mode dump (the BSP enters it at [`BSP_ENTRY`], an AP at its reset
+/// address) or the long-mode dump. `None` when the words are not one of these reports.
+pub fn expected_report(
+    held: &vmsa_core::Vmsa,
+    bsp: bool,
+    reported: &[u32],
+) -> Option<Vec<(&'static str, u32)>> {
+    if reported.last() != Some(&MARKER) {
+        return None;
+    }
+    match reported.len() {
+        n if n == REAL_MODE_REPORT.len() => {
+            let ip = if bsp {
+                (BSP_ENTRY & 0xffff) as u16
+            } else {
+                held.rip as u16
+            };
+            Some(real_mode_expected(held, ip))
+        }
+        n if n == LONG_MODE_REPORT.len() => Some(long_mode_expected(held)),
+        _ => None,
+    }
+}
+
 /// The differences between a report and what was expected: `(name, expected, reported)`.
 /// A report of the wrong length shows up as missing or extra entries.
 pub fn compare(

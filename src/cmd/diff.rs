@@ -11,7 +11,7 @@ use vmsa_core::vmsa::{FieldValue, diff};
 /// Arguments of `vmsa diff`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// First VMSA page (4096 bytes, or a shorter save area such as QEMU's 1648 bytes).
+    /// First VMSA page (4096 bytes, or QEMU's 1648-byte save area).
     pub a: PathBuf,
     /// Second VMSA page.
     pub b: PathBuf,
@@ -33,12 +33,7 @@ struct JsonDiff {
 
 fn load(path: &Path) -> Result<Vmsa, String> {
     let bytes = files::read(path, limits::VMSA)?;
-    let v = if bytes.len() < vmsa_core::vmsa::VMSA_SIZE {
-        Vmsa::from_prefix_padded(&bytes)
-    } else {
-        Vmsa::from_page(&bytes)
-    };
-    v.map_err(|e| format!("{}: {e}", path.display()))
+    Vmsa::from_save_area(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// For a segment, which of its four parts differ.
@@ -102,23 +97,23 @@ pub fn run(args: &Args) -> CmdResult {
         })
         .collect();
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&diffs).map_err(|e| e.to_string())?
         );
     } else if diffs.is_empty() {
-        println!("identical");
+        crate::outln!("identical");
     } else {
-        println!("--- {}\n+++ {}", args.a.display(), args.b.display());
+        crate::outln!("--- {}\n+++ {}", args.a.display(), args.b.display());
         for d in &diffs {
-            println!("{:#05x} {} ({} bytes)", d.offset, d.name, d.size);
-            println!("  - {}", d.a);
-            println!("  + {}", d.b);
+            crate::outln!("{:#05x} {} ({} bytes)", d.offset, d.name, d.size);
+            crate::outln!("  - {}", d.a);
+            crate::outln!("  + {}", d.b);
             for p in &d.parts {
-                println!("    {p}");
+                crate::outln!("    {p}");
             }
         }
-        println!("{} field(s) differ", diffs.len());
+        crate::outln!("{} field(s) differ", diffs.len());
     }
     Ok(if diffs.is_empty() {
         ExitCode::SUCCESS

@@ -97,13 +97,33 @@ fn read_bounded(f: File, path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 
 /// Reads a whole file of at most `limit` bytes, with its path in the error.
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    let f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    read_by_prefix(path, |_| limit)
+}
+
+/// Reads a whole file whose limit depends on what it starts with (`limit` sees its first four
+/// bytes, fewer if it is shorter): the size check comes before the read for a regular file,
+/// and a pipe is read up to the limit.
+pub fn read_by_prefix(path: &Path, limit: impl Fn(&[u8]) -> u64) -> Result<Vec<u8>, String> {
+    let mut f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut head = Vec::new();
+    (&mut f)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let limit = limit(&head);
     if let Ok(meta) = f.metadata() {
         if meta.is_file() && meta.len() > limit {
             return Err(too_large(path, meta.len(), limit));
         }
     }
-    read_bounded(f, path, limit)
+    let rest = read_bounded(f, path, limit.saturating_sub(head.len() as u64)).map_err(|_| {
+        format!(
+            "{}: more than the {limit} bytes this input may have",
+            path.display()
+        )
+    })?;
+    head.extend_from_slice(&rest);
+    Ok(head)
 }
 
 /// SHA-256 of a file, streamed (a kernel or an initrd of any size).
@@ -126,10 +146,23 @@ pub fn sha256(path: &Path) -> Result<[u8; 32], String> {
 
 /// Input size limits, each a named constant with where it comes from.
 pub mod limits {
-    /// An IGVM file: the format's offsets are `u32` (`IGVM_FIXED_HEADER.total_file_size`).
+    /// An IGVM file: the format's offsets and its `total_file_size` are `u32`
+    /// (`IGVM_FIXED_HEADER`, igvm_defs 0.5).
     pub const IGVM: u64 = u32::MAX as u64;
-    /// A VMSA page (a shorter save area is accepted by `vmsa diff`).
+    /// A VMSA: a 4096-byte page (QEMU's 1648-byte save area is shorter).
     pub const VMSA: u64 = vmsa_core::vmsa::VMSA_SIZE as u64;
+    /// A firmware image: what QEMU loads ([`vmsa_core::launch::MAX_FIRMWARE_SIZE`]).
+    pub const FIRMWARE: u64 = vmsa_core::launch::MAX_FIRMWARE_SIZE;
+
+    /// The limit of an input `vmsa inspect` detects by content: an IGVM file's when it starts
+    /// with the IGVM magic, else a firmware image's (a VMSA page is far smaller).
+    pub fn by_content(head: &[u8]) -> u64 {
+        if vmsa_core::FileKind::detect(head) == vmsa_core::FileKind::Igvm {
+            IGVM
+        } else {
+            FIRMWARE
+        }
+    }
 }
 
 #[cfg(test)]

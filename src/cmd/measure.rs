@@ -8,7 +8,7 @@
 //! the core's ([`vmsa_core::launch::Launch::digest`]), the firmware pages hashed on every core.
 use super::args::{CpuArgs, parse_int, parse_vmm};
 use super::files::{self, FirmwareFile, limits};
-use super::output::{base64, hex, to_json, write_pages};
+use super::output::{Existing, base64, hex, interrupted, to_json, write_pages};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,15 +76,17 @@ pub struct Args {
     #[arg(long)]
     pub explain: bool,
     /// IGVM: measure NORMAL pages without data as ZERO pages (igvmmeasure `--native-zero`).
-    #[arg(long, requires = "igvm")]
+    #[arg(long, conflicts_with = "ovmf")]
     pub native_zero: bool,
     /// IGVM: report the digest even when the file's SNP_ID_BLOCK expects another one.
-    #[arg(long, requires = "igvm")]
+    #[arg(long, conflicts_with = "ovmf")]
     pub ignore_idblock: bool,
     /// IGVM: whose reading of the file to follow: `spec` (the IGVM spec; SNP as the `igvm`
     /// crate measures), `qemu` (what a QEMU 10.1/10.2 + KVM launch with --vcpus measures) or
     /// `igvmmeasure` (coconut-svsm's tool, its defects included).
-    #[arg(long, requires = "igvm", value_name = "PROFILE", default_value = "spec", value_parser = parse_igvm_profile)]
+    // (`conflicts_with`, not `requires = "igvm"`: clap waives a requirement that conflicts with
+    // an argument given, and --igvm conflicts with --ovmf.)
+    #[arg(long, conflicts_with = "ovmf", value_name = "PROFILE", default_value = "spec", value_parser = parse_igvm_profile)]
     pub igvm_profile: IgvmProfile,
 }
 
@@ -165,12 +167,13 @@ fn fail(m: impl ToString) -> Failure {
 pub fn run(args: &Args) -> super::CmdResult {
     match measure(args) {
         Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(Failure::Measure(m)) if interrupted(&m).is_some() => Err(m),
         Err(Failure::Usage(m)) => {
-            eprintln!("vmsa measure: error: {m}");
+            crate::errln!("vmsa measure: error: {m}");
             Ok(ExitCode::from(2))
         }
         Err(Failure::Measure(m)) => {
-            eprintln!("Error: {m}");
+            crate::errln!("Error: {m}");
             Ok(ExitCode::from(1))
         }
     }
@@ -182,8 +185,8 @@ fn config(args: &Args) -> Result<LaunchConfig, Failure> {
     let ModeArg { mode, ovmf_hash } = args.mode;
     let vcpus = match (args.vcpus, mode, ovmf_hash) {
         (Some(v), _, _) => v,
-        // An IGVM file carries its own VP contexts (resolved from the file).
-        (None, _, _) if args.igvm.is_some() => 0,
+        // An IGVM file carries its own VP contexts (`measure` resolves the count from it).
+        (None, _, _) if args.igvm.is_some() => 1,
         (None, SevMode::Sev, _) | (None, _, true) => 1,
         (None, _, _) => {
             return Err(usage(format!(
@@ -285,11 +288,14 @@ fn measure(args: &Args) -> Result<(), Failure> {
         let platform = file
             .select(PlatformChoice::Only(launch::mode_platform(cfg.mode)))
             .map_err(|e| at(&e))?;
-        if cfg.vcpus == 0 {
+        if args.vcpus.is_none() {
             cfg.vcpus = launch::igvm_vcpus(&file, &platform);
         }
         let fw = Firmware::Igvm { file, platform };
-        let l = Launch::new(&fw, &cfg).map_err(|e| at(&e))?;
+        let l = Launch::new(&fw, &cfg).map_err(|e| {
+            fidelity_report(&fw, &cfg, &e);
+            at(&e)
+        })?;
         let (digest, items) = l.digest(&hasher, items).map_err(|e| at(&e))?;
         if let Some(ld) = l.id_block_ld() {
             if ld[..] != *digest.bytes() && !args.ignore_idblock {
@@ -323,9 +329,40 @@ fn measure(args: &Args) -> Result<(), Failure> {
     .map_err(fail)?;
     if args.dump_vmsa {
         let vmsas = l.vmsas().collect::<Result<Vec<_>, _>>().map_err(fail)?;
-        write_pages(Path::new("."), vmsas.iter().map(|v| (v.cpu_index, &v.vmsa))).map_err(fail)?;
+        write_pages(
+            Path::new("."),
+            vmsas.iter().map(|v| (v.cpu_index, &v.vmsa)),
+            Existing::Overwrite,
+        )
+        .map_err(fail)?;
     }
     print(args, &cfg, digest.bytes(), &items.items)
+}
+
+/// The fidelity report of the vCPU a launch error names (QEMU would refuse its VP context, or
+/// strict mode found fields KVM would not reproduce), on standard error: what is refused, and
+/// which fields differ and why.
+fn fidelity_report(fw: &Firmware<'_>, cfg: &LaunchConfig, e: &launch::LaunchError) {
+    let cpu = match *e {
+        launch::LaunchError::RefusedByQemu { cpu_index, .. }
+        | launch::LaunchError::NotReproducible { cpu_index, .. } => cpu_index,
+        _ => return,
+    };
+    // The same launch read as the file says, to look at that vCPU's context as given.
+    let mut as_given = *cfg;
+    as_given.igvm.profile = IgvmProfile::Spec;
+    let Ok(l) = Launch::new(fw, &as_given) else {
+        return;
+    };
+    let Ok(v) = l.vmsa(cpu) else { return };
+    let f = l.fidelity(&v);
+    crate::errln!("fidelity report of vCPU {cpu}'s VP context (what QEMU and KVM make of it):");
+    for r in f.refusals() {
+        crate::errln!("  refused: {r}");
+    }
+    for c in f.findings() {
+        crate::errln!("  not reproduced: {c}");
+    }
 }
 
 fn print(
@@ -346,12 +383,12 @@ fn print(
             print_explain(items);
         }
         if args.verbose && !args.mode.ovmf_hash {
-            println!(
+            crate::outln!(
                 "Calculated {} guest measurement: {text}",
                 args.mode.mode.peer_name()
             );
         } else {
-            println!("{text}");
+            crate::outln!("{text}");
         }
     }
     Ok(())
@@ -371,9 +408,13 @@ fn describe(kind: &ItemKind) -> String {
 }
 
 fn print_explain(items: &[MeasuredItem]) {
-    println!(
+    crate::outln!(
         "{:>5}  {:<24} {:>14}  {:<10}  {:<22}  digest after",
-        "#", "item", "gpa", "type", "contents"
+        "#",
+        "item",
+        "gpa",
+        "type",
+        "contents"
     );
     for (i, it) in items.iter().enumerate() {
         let contents = if it.contents.iter().all(|&b| b == 0) {
@@ -394,7 +435,7 @@ fn print_explain(items: &[MeasuredItem]) {
         } else {
             format!("{} bytes", it.len)
         };
-        println!(
+        crate::outln!(
             "{i:>5}  {:<24} {gpa:>14}  {ty:<10}  {contents:<22}  {after}",
             describe(&it.kind)
         );
@@ -458,6 +499,6 @@ fn print_json(
                 .collect()
         }),
     };
-    println!("{}", to_json(&out).map_err(fail)?);
+    crate::outln!("{}", to_json(&out).map_err(fail)?);
     Ok(())
 }

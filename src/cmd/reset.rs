@@ -4,7 +4,7 @@
 use super::CmdResult;
 use super::args::{CpuArgs, HostArgs, parse_int, parse_mode, parse_vmm};
 use super::files::{self, FirmwareFile, limits};
-use super::output::{to_json, vmsa_fields, write_pages};
+use super::output::{Existing, to_json, vmsa_fields, write_pages};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,10 +27,10 @@ pub struct Args {
     #[arg(long)]
     pub igvm: Option<PathBuf>,
     /// With --igvm: the platform to load (snp, sev-es, sev, native); default the strongest.
-    #[arg(long, requires = "igvm")]
+    #[arg(long, conflicts_with = "ovmf")]
     pub platform: Option<String>,
     /// With --igvm: refuse VP contexts KVM would not reproduce exactly.
-    #[arg(long, requires = "igvm")]
+    #[arg(long, conflicts_with = "ovmf")]
     pub strict: bool,
     /// Number of vCPUs.
     #[arg(long)]
@@ -50,15 +50,28 @@ pub struct Args {
     /// The KVM host.
     #[command(flatten)]
     pub host: HostArgs,
-    /// Directory to write vmsa0.bin … vmsa{N-1}.bin into.
+    /// Directory to write vmsa0.bin … vmsa{N-1}.bin into (all or nothing; refused if it holds
+    /// vmsaN.bin files from an earlier run, unless --replace).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --out: replace the vmsaN.bin files an earlier run left there.
+    #[arg(long, requires = "out")]
+    pub replace: bool,
     /// Print the decoded pages as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 impl Args {
+    /// What `--out` does with an earlier run's pages.
+    fn existing(&self) -> Existing {
+        if self.replace {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        }
+    }
+
     /// The launch configuration these arguments describe, with `signature`.
     fn config(&self, mode: SevMode, signature: CpuSignature) -> LaunchConfig {
         let mut cfg = LaunchConfig::new(mode, self.vcpus, signature, self.vmm_type);
@@ -106,7 +119,11 @@ pub fn run(args: &Args) -> CmdResult {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| at(&e))?;
     if let Some(dir) = &args.out {
-        write_pages(dir, vmsas.iter().map(|v| (v.cpu_index, &v.vmsa)))?;
+        write_pages(
+            dir,
+            vmsas.iter().map(|v| (v.cpu_index, &v.vmsa)),
+            args.existing(),
+        )?;
     }
     if args.json {
         let pages: Vec<JsonPage> = vmsas
@@ -125,17 +142,17 @@ pub fn run(args: &Args) -> CmdResult {
                     .collect(),
             })
             .collect();
-        println!("{}", to_json(&pages)?);
+        crate::outln!("{}", to_json(&pages)?);
     } else if args.out.is_none() {
         for l in vmsas.iter().take(2) {
             let role = if l.cpu_index == 0 { "BSP" } else { "AP" };
-            println!("vCPU {} ({role}), VMSA GPA {:#x}:", l.cpu_index, l.gpa);
+            crate::outln!("vCPU {} ({role}), VMSA GPA {:#x}:", l.cpu_index, l.gpa);
             for (f, v) in l.vmsa.nonzero_fields() {
-                println!("  {:#05x} {:<16} {v}", f.offset, f.name);
+                crate::outln!("  {:#05x} {:<16} {v}", f.offset, f.name);
             }
         }
         if vmsas.len() > 2 {
-            println!("vCPUs 2..{} are identical to vCPU 1", vmsas.len() - 1);
+            crate::outln!("vCPUs 2..{} are identical to vCPU 1", vmsas.len() - 1);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -176,25 +193,25 @@ fn reset_igvm(args: &Args, path: &Path) -> CmdResult {
     let mut findings = 0usize;
     for e in &entries {
         match e.source {
-            VmsaSource::Reset => eprintln!("vCPU {}: no VP context, reset state", e.cpu_index),
+            VmsaSource::Reset => crate::errln!("vCPU {}: no VP context, reset state", e.cpu_index),
             VmsaSource::Context {
                 at,
                 replaced,
                 first,
             } => {
-                eprintln!("vCPU {}: VP context {at}, gpa {:#x}", e.cpu_index, e.gpa);
+                crate::errln!("vCPU {}: VP context {at}, gpa {:#x}", e.cpu_index, e.gpa);
                 if let Some(first) = first {
-                    eprintln!(
+                    crate::errln!(
                         "  replaces {replaced} earlier context(s), the first {first} (the later one wins, as in QEMU)"
                     );
                 }
                 let f = launch.fidelity(e);
                 for r in f.refusals() {
-                    eprintln!("  KVM/QEMU refuse: {r}");
+                    crate::errln!("  KVM/QEMU refuse: {r}");
                     findings += 1;
                 }
                 for c in f.findings() {
-                    eprintln!("  not reproduced: {c}");
+                    crate::errln!("  not reproduced: {c}");
                     findings += 1;
                 }
             }
@@ -204,7 +221,11 @@ fn reset_igvm(args: &Args, path: &Path) -> CmdResult {
         launch.check_strict().map_err(|e| at(&e))?;
     }
     if let Some(dir) = &args.out {
-        write_pages(dir, entries.iter().map(|e| (e.cpu_index, &e.vmsa)))?;
+        write_pages(
+            dir,
+            entries.iter().map(|e| (e.cpu_index, &e.vmsa)),
+            args.existing(),
+        )?;
     }
     if args.json {
         let pages: Vec<_> = entries
@@ -218,20 +239,22 @@ fn reset_igvm(args: &Args, path: &Path) -> CmdResult {
                 })
             })
             .collect();
-        println!("{}", to_json(&pages)?);
+        crate::outln!("{}", to_json(&pages)?);
     } else if args.out.is_none() {
         for e in &entries {
-            println!(
+            crate::outln!(
                 "vCPU {} ({:?}), VMSA GPA {:#x}:",
-                e.cpu_index, e.source, e.gpa
+                e.cpu_index,
+                e.source,
+                e.gpa
             );
             for (k, v) in vmsa_fields(&e.vmsa) {
-                println!("  {k:<22} {v}");
+                crate::outln!("  {k:<22} {v}");
             }
         }
     }
     if findings > 0 {
-        eprintln!(
+        crate::errln!(
             "{findings} fidelity finding(s): KVM would not launch these VMSAs exactly (--strict refuses)"
         );
     }

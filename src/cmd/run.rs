@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "ovmf")]
     pub igvm: Option<PathBuf>,
     /// With --igvm: the platform to load (snp or sev-es); default the strongest.
-    #[arg(long, value_name = "PLATFORM", requires = "igvm")]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "ovmf")]
     pub platform: Option<String>,
     /// Number of vCPUs.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> CmdResult {
     };
     if let Some(m) = args.launch {
         let policy = args.policy.unwrap_or(sev::SNP_POLICY_DEFAULT);
-        println!("{} launch of {} vCPUs:", m.name(), vmsas.len());
+        crate::outln!("{} launch of {} vCPUs:", m.name(), vmsas.len());
         let (report, result) = sev::launch(&launch, &config, policy);
         return print_launch(&report, result);
     }
@@ -135,7 +135,7 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         .vmsas()
         .collect::<Result<_, _>>()
         .map_err(|e| fail(&e))?;
-    println!(
+    crate::outln!(
         "IGVM {}: platform {} (mask {:#x}), {} vCPUs",
         path.display(),
         platform_name(platform.platform_type),
@@ -145,21 +145,22 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
     for e in &entries {
         match e.source {
             VmsaSource::Context { at, .. } => {
-                println!(
+                crate::outln!(
                     "vCPU {}: VP context ({at}), VMSA GPA {:#x}",
-                    e.cpu_index, e.gpa
+                    e.cpu_index,
+                    e.gpa
                 );
                 // What an SEV launch of this context would not reproduce (the run below
                 // programs it as it is).
                 let f = launch.fidelity(e);
                 for r in f.refusals() {
-                    println!("  in an SEV launch KVM would refuse it: {r}");
+                    crate::outln!("  in an SEV launch KVM would refuse it: {r}");
                 }
                 for c in f.findings() {
-                    println!("  in an SEV launch KVM would change {c}");
+                    crate::outln!("  in an SEV launch KVM would change {c}");
                 }
             }
-            VmsaSource::Reset => println!("vCPU {}: no VP context, reset state", e.cpu_index),
+            VmsaSource::Reset => crate::outln!("vCPU {}: no VP context, reset state", e.cpu_index),
         }
     }
     let ram = (args.ram_mib << 20).max(extent.div_ceil(2 << 20) * (2 << 20));
@@ -187,10 +188,10 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
             .policy
             .or_else(|| guest_policy(file, mask))
             .unwrap_or(sev::SNP_POLICY_DEFAULT);
-        println!("{m} launch of {} vCPUs from IGVM:", entries.len());
+        crate::outln!("{m} launch of {} vCPUs from IGVM:", entries.len());
         let (report, result) = sev::launch(&launch, &config, policy);
         if let Some(d) = &report.file_digest_difference {
-            println!(
+            crate::outln!(
                 "  note: KVM's launch digest differs from the file's own (vmsa measure --igvm): {d}"
             );
         }
@@ -199,7 +200,7 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
     let vmsas: Vec<Vmsa> = entries.into_iter().map(|e| e.vmsa).collect();
     run_vcpus(&vmsas, &config, args.strict, limits, |vm| {
         let r = vm.load_igvm(file, mask, args.vcpus).map_err(|e| fail(&e))?;
-        println!(
+        crate::outln!(
             "loaded into {} MiB of guest RAM: {} data pages, {} zero pages, {} parameter areas, {} parameters ({:#x} bytes)",
             ram >> 20,
             r.data_pages,
@@ -209,7 +210,7 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
             r.bytes
         );
         for t in &r.not_supplied {
-            println!(
+            crate::outln!(
                 "  parameter {} not supplied by this loader (left as the area's initial bytes)",
                 header_type_name(IgvmVariableHeaderType(*t)).unwrap_or("(unknown)")
             );
@@ -259,29 +260,40 @@ fn run_vcpus(
     let mut ok = true;
     for (r, v) in runs.iter().zip(&vm.vcpus) {
         let start = vmsas.get(r.index).map_or(0, linear_start);
-        println!(
-            "vCPU {}: started at {:#x} (CS base {:#x} + RIP {:#x}), programmed with {} ioctls",
+        crate::outln!(
+            "vCPU {}: programmed to start at {:#x} (CS base {:#x} + RIP {:#x}) with {} ioctls",
             r.index,
             start,
             vmsas.get(r.index).map_or(0, |v| v.cs.base),
             vmsas.get(r.index).map_or(0, |v| v.rip),
             counts.get(r.index).map_or(0, |c| c.0),
         );
+        match r.first_exit_at {
+            Some(p) => crate::outln!(
+                "  first exit at {:#x} (CS {:#06x}, base {:#x}, RIP {:#x}): {}",
+                p.linear(),
+                p.cs_selector,
+                p.cs_base,
+                p.rip,
+                r.first_exits
+                    .first()
+                    .map_or("-".into(), ToString::to_string)
+            ),
+            None => crate::outln!("  no exit was taken"),
+        }
         if let Some(f) = &v.report {
-            print!("{f}");
+            crate::out!("{f}");
         }
-        println!(
-            "  exited: {} after {} exits; last exit {:?}",
-            r.end, r.exits, r.last_exit
+        let last = r
+            .last_exit
+            .as_ref()
+            .map_or("none".into(), ToString::to_string);
+        crate::outln!(
+            "  ended: {} after {} exits; last exit: {last}",
+            r.end,
+            r.exits
         );
-        if !r.reports.is_empty() {
-            let words: Vec<String> = r.reports.iter().map(|w| format!("{w:#x}")).collect();
-            println!(
-                "  reported on port {:#x}: {}",
-                vmsa_kvm::vm::REPORT_PORT,
-                words.join(" ")
-            );
-        }
+        report_registers(r, v);
         ok &= matches!(r.end, vmsa_kvm::vm::RunEnd::Halted);
     }
     Ok(if ok {
@@ -291,19 +303,58 @@ fn run_vcpus(
     })
 }
 
+/// The registers a test program reported on port 0xe0, against what the vCPU was programmed
+/// with (what KVM holds of the VMSA, `ProgramReport::expected`); other words as they came.
+fn report_registers(r: &vmsa_kvm::vm::VcpuRun, v: &vmsa_kvm::vm::Vcpu) {
+    if r.reports.is_empty() {
+        return;
+    }
+    let port = vmsa_kvm::vm::REPORT_PORT;
+    let words: Vec<String> = r.reports.iter().map(|w| format!("{w:#x}")).collect();
+    crate::outln!("  reported on port {port:#x}: {}", words.join(" "));
+    let expected = v
+        .report
+        .as_ref()
+        .and_then(|p| testfw::expected_report(p.expected(), r.index == 0, &r.reports));
+    let Some(expected) = expected else {
+        return;
+    };
+    // The marker is the program's own, not a register.
+    let registers = expected.len() - 1;
+    let diff = testfw::compare(&expected, &r.reports);
+    if diff.is_empty() {
+        crate::outln!(
+            "  registers reported on port {port:#x}: {registers} of {registers} as programmed"
+        );
+        return;
+    }
+    crate::outln!(
+        "  registers reported on port {port:#x}: {} of {registers} as programmed; these differ from what the vCPU was programmed with (the KVM model does not explain them):",
+        registers.saturating_sub(diff.len())
+    );
+    for (name, want, got) in diff {
+        let show = |v: Option<u32>| v.map_or("-".into(), |v| format!("{v:#x}"));
+        crate::outln!(
+            "    {name}: programmed {}, reported {}",
+            show(want),
+            show(got)
+        );
+    }
+}
+
 /// Prints what a launch did, its expected digest, and how it ended.
 fn print_launch(report: &sev::LaunchReport, result: Result<(), sev::SevError>) -> CmdResult {
     for step in &report.done {
-        println!("  ok: {step}");
+        crate::outln!("  ok: {step}");
     }
     if let Some(m) = &report.measurement {
-        println!("  measurement: {}", hex(&m.digest));
+        crate::outln!("  measurement: {}", hex(&m.digest));
     }
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            println!("  FAILED: {e}");
-            println!("  (the VM and everything opened for it were closed)");
+            crate::outln!("  FAILED: {e}");
+            crate::outln!("  (the VM and everything opened for it were closed)");
             Ok(ExitCode::from(1))
         }
     }
@@ -331,7 +382,7 @@ pub fn main_job() -> CmdResult {
     const VCPUS: u32 = 4;
     let sig = CpuSignature::named("EPYC-v4").map_err(|e| e.to_string())?;
     let image = testfw::image();
-    println!(
+    crate::outln!(
         "vmsa main job: the built-in test firmware ({} KiB ending at 4 GiB; BSP at the reset vector \
          {:#x}, APs at the SEV-ES reset block address {:#x}), {VCPUS} vCPUs, EPYC-v4",
         image.len() / 1024,
@@ -339,24 +390,24 @@ pub fn main_job() -> CmdResult {
         testfw::AP_RESET_ADDR
     );
     let vmsas = compute_launch(&image, SevMode::Snp, VCPUS, sig)?;
-    println!("\nlaunch VMSA of the BSP (vCPU 0), SNP, QEMU + KVM:");
+    crate::outln!("\nlaunch VMSA of the BSP (vCPU 0), SNP, QEMU + KVM:");
     print_vmsa(&vmsas[0], false)?;
     if let Some(ap) = vmsas.get(1) {
-        println!("\nthe APs' VMSA differs from the BSP's in:");
+        crate::outln!("\nthe APs' VMSA differs from the BSP's in:");
         for d in vmsa_core::vmsa::diff(&vmsas[0], ap) {
-            println!("  {:<8} {} -> {}", d.field.name, d.left, d.right);
+            crate::outln!("  {:<8} {} -> {}", d.field.name, d.left, d.right);
         }
     }
     let (sev_es, snp) = digests(&image, VCPUS, sig)?;
-    println!("\nlaunch digests ({VCPUS} vCPUs, vcpu-type EPYC-v4, vmm-type QEMU):");
-    println!("  SEV-ES: {sev_es}");
-    println!("  SNP:    {snp}");
-    println!();
+    crate::outln!("\nlaunch digests ({VCPUS} vCPUs, vcpu-type EPYC-v4, vmm-type QEMU):");
+    crate::outln!("  SEV-ES: {sev_es}");
+    crate::outln!("  SNP:    {snp}");
+    crate::outln!();
     if !std::path::Path::new("/dev/kvm").exists() {
-        println!("no /dev/kvm on this machine: the vCPUs were computed but not run.");
+        crate::outln!("no /dev/kvm on this machine: the vCPUs were computed but not run.");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("programming {VCPUS} KVM vCPUs from these VMSAs (strict) and running them:");
+    crate::outln!("programming {VCPUS} KVM vCPUs from these VMSAs (strict) and running them:");
     let config = VmConfig {
         ram_size: testfw::RAM_SIZE,
         firmware: image,

@@ -13,7 +13,7 @@
 //! assert_eq!(vmsa_wasm::inspect_vmsa(&page).unwrap(), r#"{"fields":[]}"#);
 //! assert_eq!(
 //!     vmsa_wasm::inspect_vmsa(&page[..100]).unwrap_err().to_string(),
-//!     "a VMSA page is 4096 bytes, but the input has 100 bytes"
+//!     "a VMSA is a 4096-byte page (or QEMU's 1648-byte save area), but the input has 100 bytes"
 //! );
 //! ```
 use serde::Serialize;
@@ -126,7 +126,7 @@ impl From<&Vmsa> for VmsaView {
 /// kind, decoded}]}`.
 #[wasm_bindgen(js_name = inspectVmsa)]
 pub fn inspect_vmsa(bytes: &[u8]) -> Result<String, Error> {
-    let vmsa = Vmsa::from_page(bytes).map_err(message)?;
+    let vmsa = Vmsa::from_save_area(bytes).map_err(message)?;
     Ok(json(&VmsaView::from(&vmsa)))
 }
 
@@ -144,8 +144,8 @@ struct DiffView {
 /// of `{name, offset, size, left, right}` in offset order; empty when the pages are equal.
 #[wasm_bindgen(js_name = diffVmsa)]
 pub fn diff_vmsa(left: &[u8], right: &[u8]) -> Result<String, Error> {
-    let l = Vmsa::from_page(left).map_err(|e| message(format_args!("first VMSA: {e}")))?;
-    let r = Vmsa::from_page(right).map_err(|e| message(format_args!("second VMSA: {e}")))?;
+    let l = Vmsa::from_save_area(left).map_err(|e| message(format_args!("first VMSA: {e}")))?;
+    let r = Vmsa::from_save_area(right).map_err(|e| message(format_args!("second VMSA: {e}")))?;
     let diffs: Vec<DiffView> = vmsa_core::vmsa::diff(&l, &r)
         .map(|d| DiffView {
             name: d.field.name,

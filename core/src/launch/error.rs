@@ -83,6 +83,34 @@ pub enum LaunchError {
         /// Its size.
         size: u32,
     },
+    /// An `ASEV` section inside the firmware image's own range: the image's pages are launched
+    /// first, and KVM refuses a second `SNP_LAUNCH_UPDATE` of a page it already assigned
+    /// (`snp_launch_update`; QEMU reports "SNP_LAUNCH_UPDATE ret=-5").
+    #[error(
+        "SEV metadata section {index} ({section_type}) at GPA {gpa:#x} (size {size:#x}) lies inside the firmware image (from {image:#x}): KVM refuses to launch a page twice (SNP_LAUNCH_UPDATE fails with EIO)"
+    )]
+    SectionInFirmware {
+        /// Descriptor index.
+        index: usize,
+        /// Its type.
+        section_type: SectionType,
+        /// Its GPA.
+        gpa: u32,
+        /// Its size.
+        size: u32,
+        /// Where the image starts.
+        image: u64,
+    },
+    /// The hash-table area is smaller than QEMU's `PaddedSevHashTable` (176 bytes).
+    #[error(
+        "SEV: guest firmware hashes table area is invalid (base={base:#x} size={size:#x}): QEMU needs 176 bytes for the padded hash table"
+    )]
+    HashTableAreaInvalid {
+        /// The area's base.
+        base: u32,
+        /// Its size.
+        size: u32,
+    },
     /// sev-snp-measure: "Kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section".
     #[error("Kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section")]
     NoKernelHashesSection,

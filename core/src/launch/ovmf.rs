@@ -14,10 +14,12 @@
 
 use super::error::LaunchError;
 use super::update::{LaunchUpdate, UpdateSource};
-use crate::hash_table::{SevHashTable, SevHashes};
+use crate::hash_table::{self, SevHashTable, SevHashes};
 use crate::measure::{ItemKind, MeasureError};
 use crate::mode::SevMode;
-use crate::ovmf::{OvmfError, OvmfImage, Section, SectionType, SevMetadata, gpa_ending_at_4g};
+use crate::ovmf::{
+    GpaRange, OvmfError, OvmfImage, Section, SectionType, SevMetadata, gpa_ending_at_4g,
+};
 use crate::page::{PAGE_SIZE, PageType, VMSA_GPA};
 use crate::reset::VmmType;
 use zerocopy::IntoBytes;
@@ -69,15 +71,28 @@ impl SectionPolicy {
 
 /// Checks an SNP launch's `ASEV` metadata, all of it, before anything is measured: present
 /// (QEMU: "Failed to locate SEV metadata header"), every section of a known type, whole pages,
-/// SECRETS and CPUID one page each; with a kernel, an `SNP_KERNEL_HASHES` section of one page
-/// and a hash table that fits in it (sev-snp-measure's messages where it has them).
+/// SECRETS and CPUID one page each, none inside the image itself (KVM refuses a second
+/// `SNP_LAUNCH_UPDATE` of a page it already assigned); with a kernel, an `SNP_KERNEL_HASHES`
+/// section of one page and a hash table that fits in it (sev-snp-measure's messages where it
+/// has them). An `ASEV` block with no sections is launched by QEMU (`snp_populate_metadata_pages`
+/// loops over none), and so measured.
 pub(super) fn check_snp_metadata<'a>(
     fw: &OvmfImage<'a>,
     kernel: Option<&SevHashes>,
 ) -> Result<SevMetadata<'a>, LaunchError> {
     let md = fw.sev_metadata().ok_or(LaunchError::NoSevMetadata)?;
     let mut has_kernel_section = false;
+    let image = fw.gpa();
     for (index, s) in md.sections().enumerate() {
+        if s.end() > image {
+            return Err(LaunchError::SectionInFirmware {
+                index,
+                section_type: s.section_type,
+                gpa: s.gpa,
+                size: s.size,
+                image,
+            });
+        }
         if s.section_type.name().is_none() {
             return Err(OvmfError::UnknownSectionType {
                 index,
@@ -128,12 +143,27 @@ pub(super) fn check_snp_metadata<'a>(
     Ok(md)
 }
 
-/// The `SNP_KERNEL_HASHES` page: the padded hash table at the table GPA's offset in its page.
-fn kernel_page(fw: &OvmfImage<'_>, h: &SevHashes) -> Result<[u8; 4096], LaunchError> {
-    let table = fw
+/// Where QEMU installs the kernel hashes (`sev_add_kernel_loader_hashes`, QEMU 7.2–10.2, for
+/// SEV, SEV-ES and SNP alike): the footer table's hash-table area, which must exist with a
+/// non-zero base (sev-snp-measure's message) and hold the padded table (QEMU: "SEV: guest
+/// firmware hashes table area is invalid").
+fn hash_table_area(fw: &OvmfImage<'_>) -> Result<GpaRange, LaunchError> {
+    let area = fw
         .sev_hash_table()
         .filter(|r| r.base != 0)
         .ok_or(LaunchError::KernelHashesUnsupported)?;
+    if (area.size as usize) < hash_table::PADDED_SIZE {
+        return Err(LaunchError::HashTableAreaInvalid {
+            base: area.base,
+            size: area.size,
+        });
+    }
+    Ok(area)
+}
+
+/// The `SNP_KERNEL_HASHES` page: the padded hash table at the table GPA's offset in its page.
+fn kernel_page(fw: &OvmfImage<'_>, h: &SevHashes) -> Result<[u8; 4096], LaunchError> {
+    let table = hash_table_area(fw)?;
     h.page((table.base & 0xfff) as usize)
         .ok_or(LaunchError::HashTableOutsidePage { gpa: table.base })
 }
@@ -180,11 +210,8 @@ impl<'a> OvmfPlan<'a> {
             (None, _) => None,
             (Some(h), SevMode::Snp) => Some(KernelTable::Page(kernel_page(fw, h)?)),
             (Some(h), SevMode::Sev | SevMode::SevEs) => {
-                if !fw.supports_kernel_hashes() {
-                    return Err(LaunchError::KernelHashesUnsupported);
-                }
-                let base = fw.sev_hash_table().map_or(0, |t| u64::from(t.base));
-                Some(KernelTable::Table(h.table(), base))
+                let area = hash_table_area(fw)?;
+                Some(KernelTable::Table(h.table(), u64::from(area.base)))
             }
         };
         if mode == SevMode::Snp && (image.is_empty() || image.len() as u64 % PAGE_SIZE != 0) {

@@ -15,7 +15,7 @@ pub mod memory;
 pub mod run;
 
 pub use memory::GuestMemory;
-pub use run::{Exit, RunEnd, RunLimits, VcpuRun};
+pub use run::{Exit, ExitPoint, RunEnd, RunLimits, VcpuRun};
 
 use crate::program::ProgramReport;
 use crate::state::{APIC_BASE_BSP, APIC_BASE_DEFAULT, VMSA_MSRS, VcpuCaps, VcpuState};

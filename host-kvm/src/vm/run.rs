@@ -83,6 +83,59 @@ pub enum Exit {
     Other(String),
 }
 
+impl fmt::Display for Exit {
+    /// The exit in words, as `vmsa run` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::IoOut { port, size, value } => {
+                write!(f, "OUT of {value:#x} ({size} bytes) to port {port:#x}")
+            }
+            Self::IoIn { port, size } => write!(f, "IN of {size} bytes from port {port:#x}"),
+            Self::MmioRead { addr, size } => write!(f, "MMIO read of {size} bytes at {addr:#x}"),
+            Self::MmioWrite { addr, size } => {
+                write!(f, "MMIO write of {size} bytes at {addr:#x}")
+            }
+            Self::Hlt => f.write_str("HLT"),
+            Self::Shutdown => f.write_str("shutdown (a triple fault)"),
+            Self::FailEntry { reason } => write!(
+                f,
+                "entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason {reason:#x}): the CPU refused the vCPU state"
+            ),
+            Self::InternalError => f.write_str(
+                "KVM internal error (KVM_EXIT_INTERNAL_ERROR): KVM could not emulate an instruction or deliver an event",
+            ),
+            Self::SystemEvent { kind } => {
+                let what = match *kind {
+                    1 => "shutdown",
+                    2 => "reset",
+                    3 => "crash",
+                    _ => "system event",
+                };
+                write!(f, "{what} requested by the guest (KVM_EXIT_SYSTEM_EVENT {kind})")
+            }
+            Self::Other(e) => write!(f, "unhandled exit {e}"),
+        }
+    }
+}
+
+/// Where a vCPU was at an exit, as KVM reports it (`KVM_GET_SREGS`, `KVM_GET_REGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitPoint {
+    /// CS selector.
+    pub cs_selector: u16,
+    /// CS base.
+    pub cs_base: u64,
+    /// RIP.
+    pub rip: u64,
+}
+
+impl ExitPoint {
+    /// The linear address, CS base + RIP.
+    pub fn linear(&self) -> u64 {
+        self.cs_base.wrapping_add(self.rip)
+    }
+}
+
 /// Why a vCPU's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -106,7 +159,7 @@ impl fmt::Display for RunEnd {
         match self {
             Self::Halted => f.write_str("halted (HLT)"),
             Self::Shutdown => f.write_str("shutdown (triple fault)"),
-            Self::Failed(e) => write!(f, "failed: {e:?}"),
+            Self::Failed(e) => write!(f, "failed: {e}"),
             Self::RunError(e) => write!(f, "KVM_RUN failed: {e}"),
             Self::ExitLimit => f.write_str("stopped after the exit limit"),
             Self::Timeout => f.write_str("stopped at the time limit"),
@@ -123,6 +176,8 @@ pub struct VcpuRun {
     pub reports: Vec<u32>,
     /// The first exits (up to 64).
     pub first_exits: Vec<Exit>,
+    /// Where the vCPU was at its first exit (read from KVM right after it).
+    pub first_exit_at: Option<ExitPoint>,
     /// The last exit.
     pub last_exit: Option<Exit>,
     /// Number of exits.
@@ -203,6 +258,7 @@ fn run_vcpu(
         index: v.index,
         reports: Vec::new(),
         first_exits: Vec::new(),
+        first_exit_at: None,
         last_exit: None,
         exits: 0,
         end: RunEnd::ExitLimit,
@@ -226,6 +282,15 @@ fn run_vcpu(
         };
         let (exit, end) = handle_exit(exit, flash, &mut run.reports);
         run.exits += 1;
+        if run.exits == 1 {
+            if let (Ok(r), Ok(s)) = (v.fd.get_regs(), v.fd.get_sregs()) {
+                run.first_exit_at = Some(ExitPoint {
+                    cs_selector: s.cs.selector,
+                    cs_base: s.cs.base,
+                    rip: r.rip,
+                });
+            }
+        }
         if run.first_exits.len() < 64 {
             run.first_exits.push(exit.clone());
         }

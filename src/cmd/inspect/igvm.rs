@@ -148,11 +148,11 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
             directives,
             vp_contexts: vps,
         };
-        println!("{}", to_json(&out)?);
+        crate::outln!("{}", to_json(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
     let h = file.fixed_header();
-    println!(
+    crate::outln!(
         "IGVM format version {}, {}, page size {:#x}, {} bytes, checksum {:#010x} (ok)",
         h.format_version,
         h.architecture.name(),
@@ -160,16 +160,16 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
         h.total_file_size,
         h.checksum
     );
-    println!(
+    crate::outln!(
         "variable headers: {} at {:#x} ({:#x} bytes); file data from {:#x}",
         file.header_count(),
         h.variable_header_offset,
         h.variable_header_size,
         h.data_start()
     );
-    println!("platforms:");
+    crate::outln!("platforms:");
     for p in file.platforms() {
-        println!(
+        crate::outln!(
             "  mask {:#x} {:<7} vtl {} version {} shared_gpa_boundary {:#x}",
             p.compatibility_mask,
             platform_name(p.platform_type),
@@ -179,32 +179,36 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
         );
     }
     if let Ok(p) = file.select(PlatformChoice::Strongest) {
-        println!(
+        crate::outln!(
             "selected (strongest, as QEMU): {}",
             platform_name(p.platform_type)
         );
     }
-    println!("headers:");
+    crate::outln!("headers:");
     for (name, s) in &directives {
-        print!("  {name:<28} {:>6}", s.count);
+        crate::out!("  {name:<28} {:>6}", s.count);
         if let (Some(a), Some(b)) = (s.gpa_min, s.gpa_end) {
-            print!("  gpa [{a:#x}, {b:#x})");
+            crate::out!("  gpa [{a:#x}, {b:#x})");
         }
         for (t, n) in &s.page_types {
-            print!("  {t}: {n}");
+            crate::out!("  {t}: {n}");
         }
-        println!();
+        crate::outln!();
     }
     for (at, t) in &skipped {
-        println!("  skipped unknown optional header {t:#x} ({at})");
+        crate::outln!("  skipped unknown optional header {t:#x} ({at})");
     }
     for vp in &vps {
-        println!(
+        crate::outln!(
             "VP context {} vCPU {} ({}, {}, gpa {:#x}):",
-            vp.at, vp.vp_index, vp.platform, vp.kind, vp.gpa
+            vp.at,
+            vp.vp_index,
+            vp.platform,
+            vp.kind,
+            vp.gpa
         );
         for (k, v) in &vp.fields {
-            println!("  {k:<22} {v}");
+            crate::outln!("  {k:<22} {v}");
         }
     }
     Ok(ExitCode::SUCCESS)

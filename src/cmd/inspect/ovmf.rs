@@ -100,49 +100,58 @@ pub fn run(bytes: &[u8], json: bool) -> CmdResult {
         kernel_hashes: fw.supports_kernel_hashes(),
     };
     if json {
-        println!("{}", to_json(&img)?);
+        crate::outln!("{}", to_json(&img)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::outln!(
         "OVMF image, {} bytes, loaded at GPA {:#x} (ending at 4 GiB)",
-        img.size, img.gpa
+        img.size,
+        img.gpa
     );
-    println!(
+    crate::outln!(
         "footer table: {} bytes at offset {:#x}, {} entries",
         img.table_len,
         img.table_offset,
         img.entries.len()
     );
     for e in &img.entries {
-        println!(
+        crate::outln!(
             "  [{}] {:#x} {} {:<24} {}",
-            e.index, e.offset, e.guid, e.name, e.value
+            e.index,
+            e.offset,
+            e.guid,
+            e.name,
+            e.value
         );
     }
     match &img.metadata_offset {
         Some(off) => {
-            println!(
+            crate::outln!(
                 "SEV metadata (ASEV) at offset {off:#x}, {} sections:",
                 img.sections.len()
             );
             for s in &img.sections {
-                println!("  gpa {:#010x} size {:#08x} {}", s.gpa, s.size, s.name);
+                crate::outln!("  gpa {:#010x} size {:#08x} {}", s.gpa, s.size, s.name);
             }
         }
-        None => println!("SEV metadata: none (this image cannot boot under SEV-SNP)"),
+        None => crate::outln!("SEV metadata: none (this image cannot boot under SEV-SNP)"),
     }
-    println!(
+    crate::outln!(
         "reset vectors: BSP {:#x} (CS base {:#x}, IP {:#x})",
-        img.bsp_reset.eip, img.bsp_reset.cs_base, img.bsp_reset.ip
+        img.bsp_reset.eip,
+        img.bsp_reset.cs_base,
+        img.bsp_reset.ip
     );
     match &img.ap_reset {
-        Some(v) => println!(
+        Some(v) => crate::outln!(
             "               APs {:#x} (CS base {:#x}, IP {:#x}, from the SEV-ES reset block)",
-            v.eip, v.cs_base, v.ip
+            v.eip,
+            v.cs_base,
+            v.ip
         ),
-        None => println!("               APs: no usable SEV-ES reset block (one vCPU only)"),
+        None => crate::outln!("               APs: no usable SEV-ES reset block (one vCPU only)"),
     }
-    println!(
+    crate::outln!(
         "kernel hashes: {}",
         if img.kernel_hashes {
             "supported"
