@@ -44,6 +44,7 @@ step "module graph: no import loops between sibling modules (ARCHITECTURE.md)"
 python3 scripts/module-graph.py
 step "cargo fmt --check"
 cargo fmt --all -- --check
+( cd fuzz && cargo fmt -- --check )
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 step "no_std: vmsa-core alone for x86_64-unknown-none and wasm32-unknown-unknown"
@@ -73,12 +74,8 @@ python3 scripts/diff-sev-snp-measure.py --quick
 step "differential: vmsa measure vs sev-snp-measure (quick matrix; the wide one: scripts/diff-measure.py)"
 cargo build -q --release --bin vmsa
 python3 scripts/diff-measure.py --quick --vmsa target/release/vmsa
-step "fuzz smoke: ovmf (20 s)"
-mkdir -p fuzz/corpus/ovmf && cp tests/data/sev-snp-measure/*.bin fuzz/corpus/ovmf/
-( cd fuzz && cargo +nightly fuzz run ovmf corpus/ovmf -- -max_total_time=20 )
-step "fuzz smoke: igvm (20 s)"
-mkdir -p fuzz/corpus/igvm && cp fuzz/seeds/igvm/*.igvm fuzz/corpus/igvm/
-( cd fuzz && cargo +nightly fuzz run igvm corpus/igvm -- -max_total_time=20 )
+step "fuzz smoke: every target for 15 s from its committed seeds (the campaign: scripts/fuzz-campaign.sh)"
+bash scripts/fuzz-campaign.sh 15
 step "wasm: vmsa-wasm for wasm32-unknown-unknown (128 KiB budget), then the page in Debian's headless Chromium"
 bash wasm/build.sh
 cargo build -q --bin vmsa

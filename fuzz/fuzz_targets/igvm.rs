@@ -1,12 +1,10 @@
-//! Fuzz the IGVM reader and everything built on it: no input may panic.
+//! Fuzz the IGVM reader and every launch built on it: no input may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vmsa_core::igvm::fixed::checksum;
-use vmsa_core::igvm::vp::IgvmLaunch;
 use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice, VpContextData};
-use vmsa_core::kvm_model::VmmPath;
-use vmsa_core::reset::{CpuSignature, LaunchConfig, SevMode, VmmType};
+use vmsa_core::launch::Firmware;
 
 fuzz_target!(|data: &[u8]| {
     check(data);
@@ -56,13 +54,18 @@ fn check(data: &[u8]) {
     for p in file.platforms() {
         let _ = file.directives(p.compatibility_mask).count();
         let _ = file.initializations(p.compatibility_mask).count();
-        let cfg = LaunchConfig::new(SevMode::Snp, 3, CpuSignature(0x800f12), VmmType::Qemu);
-        if let Ok(launch) = IgvmLaunch::new(&file, *p, cfg, VmmPath::Qemu) {
-            for entry in launch.entries().flatten() {
-                let _ = launch.fidelity(&entry).is_exact();
-            }
-            let _ = launch.check_strict();
+        for l in vmsa_core::igvm::load::loads(&file, p.compatibility_mask, 3)
+            .into_iter()
+            .flatten()
+        {
+            let _ = l;
         }
+        let _ = vmsa_core::igvm::load::extent(&file, p.compatibility_mask);
+        let fw = Firmware::Igvm {
+            file: file.clone(),
+            platform: *p,
+        };
+        vmsa_fuzz::launch_everything(&fw, data.len() as u8);
     }
     let _ = file.select(PlatformChoice::Strongest);
 }

@@ -1,11 +1,11 @@
 //! What the subcommands print and write, in one place: hex and base64, a VMSA's fields as text
 //! or JSON, and the `vmsaN.bin` pages.
 //!
-//! Standard output is all or nothing: subcommands write into a buffer ([`outln!`]), which
+//! Standard output is all or nothing: subcommands write into a buffer (`outln!`), which
 //! [`flush`] writes once when the subcommand has succeeded; a subcommand that fails prints
 //! nothing there. A closed pipe ends the program quietly (exit 141, as a process killed by
 //! SIGPIPE), any other write error is a message and exit 2 — never a panic. Standard error is
-//! written without panicking ([`errln!`]). Pages are written into a temporary directory beside
+//! written without panicking (`errln!`). Pages are written into a temporary directory beside
 //! their target and renamed into place only when all are written and synced
 //! ([`write_pages`]); an error, SIGINT or SIGTERM leaves nothing new behind.
 use serde::Serialize;

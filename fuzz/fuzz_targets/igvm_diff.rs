@@ -1,0 +1,128 @@
+//! Differential IGVM fuzzing: `vmsa_core::igvm` against the `igvm` crate 0.5 on the same bytes
+//! (checksums fixed so that mutations reach the headers). Both accept or both refuse, but for
+//! the classes where the two differ on purpose, each named below; files both accept are seen
+//! the same by both, unfiltered and filtered by every platform.
+#![no_main]
+
+#[path = "../../core/tests/igvm_common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod igvm_common;
+
+use libfuzzer_sys::fuzz_target;
+use vmsa_core::igvm::fixed::checksum;
+use vmsa_core::igvm::{IgvmError, IgvmFile};
+
+fuzz_target!(|data: &[u8]| {
+    compare(data);
+    if let Some(fixed) = with_fixed_checksum(data) {
+        compare(&fixed);
+    }
+});
+
+fn with_fixed_checksum(data: &[u8]) -> Option<Vec<u8>> {
+    let mut b = data.to_vec();
+    let word = |b: &[u8], at: usize| Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?));
+    let fixed_size = if word(&b, 4)? == 2 { 32 } else { 24 };
+    let len = u32::try_from(b.len()).ok()?;
+    b.get_mut(16..20)?.copy_from_slice(&len.to_le_bytes());
+    let (off, size) = (word(&b, 8)? as usize, word(&b, 12)? as usize);
+    let crc = checksum(b.get(..fixed_size)?, b.get(off..off.checked_add(size)?)?);
+    b.get_mut(20..24)?.copy_from_slice(&crc.to_le_bytes());
+    Some(b)
+}
+
+/// The checks this reader makes and `igvm` 0.5 does not (each one a rule of the IGVM
+/// specification or of QEMU's loader, see `core/tests/igvm_bad.rs`): a refusal of one of these
+/// where the crate accepts is expected.
+fn stricter(e: &IgvmError) -> bool {
+    matches!(
+        e,
+        // Each platform owns one bit of the mask, no two the same (igvm_defs docs of
+        // `IGVM_VHS_SUPPORTED_PLATFORM::compatibility_mask`); the crate does not check it.
+        IgvmError::PlatformMask { .. }
+            | IgvmError::NonZeroPadding { .. }
+            | IgvmError::ReservedNotZero { .. }
+            | IgvmError::UnknownFlags { .. }
+            | IgvmError::Unaligned { .. }
+            | IgvmError::InvalidField { .. }
+            | IgvmError::RegionsOverlap { .. }
+            | IgvmError::DuplicatePageTableRegion { .. }
+            | IgvmError::InsertInPageTableRegion { .. }
+            | IgvmError::Duplicate { .. }
+            | IgvmError::VpContextMask { .. }
+            | IgvmError::VpContextTrailingBytes { .. }
+            | IgvmError::UndeclaredMask { .. }
+            | IgvmError::ParameterArea { .. }
+            | IgvmError::ParameterOutsideArea { .. }
+            | IgvmError::CapacityExceeded { .. }
+            | IgvmError::UnknownPageDataType { .. }
+            | IgvmError::CorimSignatureWithoutDocument { .. }
+    )
+}
+
+fn compare(data: &[u8]) {
+    let ours = IgvmFile::parse(data);
+    let theirs = {
+        let bytes = data.to_vec();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r =
+            std::panic::catch_unwind(move || igvm::IgvmFile::new_from_binary(&bytes, None).is_ok());
+        std::panic::set_hook(hook);
+        r
+    };
+    // The crate panics on some inputs (core/tests/igvm_bad.rs names them): nothing to compare.
+    let Ok(theirs_ok) = theirs else {
+        return;
+    };
+    match (&ours, theirs_ok) {
+        (Ok(f), true) => {
+            let f = f.clone();
+            assert_eq!(
+                igvm_common::seen_by_us(data, None),
+                igvm_common::seen_by_igvm(data, None)
+            );
+            for p in f.platforms() {
+                let t = Some(p.platform_type);
+                assert_eq!(
+                    igvm_common::seen_by_us(data, t),
+                    igvm_common::seen_by_igvm(data, t)
+                );
+            }
+        }
+        (Err(_), false) => {}
+        // Optional headers of unknown types are skipped, as the specification says; the crate
+        // refuses them. A file without file data is read; the crate refuses it. A VBS register
+        // list may name any Hyper-V register (the specification's `VbsVpContextRegister`); the
+        // crate decodes only the subset its `registers` module models and refuses the others.
+        (Ok(f), false) => {
+            let no_data = f.fixed_header().data_start() as usize >= data.len();
+            assert!(
+                f.skipped_count() > 0 || no_data || unmodelled_vbs_register(f),
+                "vmsa-core accepts a file igvm 0.5 refuses"
+            );
+        }
+        (Err(e), true) => assert!(stricter(e), "igvm 0.5 accepts a file refused with {e:?}"),
+    }
+}
+
+/// Whether a VBS context of `f` names a register the `igvm` crate does not model.
+fn unmodelled_vbs_register(f: &IgvmFile<'_>) -> bool {
+    use igvm::registers::{AArch64Register, X86Register};
+    use vmsa_core::igvm::fixed::Architecture;
+    use vmsa_core::igvm::header::{Header, VpContextData};
+    let x64 = f.fixed_header().architecture == Architecture::X64;
+    f.headers().any(|e| match e.header {
+        Header::VpContext(v) => match v.data {
+            VpContextData::Vbs(c) => c.registers().any(|r| {
+                if x64 {
+                    X86Register::try_from(r).is_err()
+                } else {
+                    AArch64Register::try_from(r).is_err()
+                }
+            }),
+            _ => false,
+        },
+        _ => false,
+    })
+}

@@ -1,0 +1,52 @@
+//! What every fuzz target does with a parsed input: compute a launch of it through the core's
+//! one entry point, and walk everything that comes back. No input may panic.
+//!
+//! The configuration is chosen from a byte of the input (`pick`), so that the fuzzer explores
+//! modes, VMMs and profiles while one run stays cheap (every run of a few configurations).
+
+use vmsa_core::launch::{Firmware, IgvmProfile, Launch, LaunchConfig};
+use vmsa_core::measure::{NoObserver, Sha2Pages};
+use vmsa_core::reset::VmmType;
+use vmsa_core::{CpuSignature, SevMode};
+
+/// The launches of `fw` for the configuration `pick` selects, all of their outputs walked.
+pub fn launch_everything(fw: &Firmware<'_>, pick: u8) {
+    let vcpus = u32::from(pick % 4) + 1;
+    let vmm = VmmType::ALL[usize::from(pick >> 2) % 4];
+    let features = if pick & 0x40 != 0 { 0x21 } else { 0x1 };
+    let (modes, profiles): (&[SevMode], &[IgvmProfile]) = match fw {
+        Firmware::Ovmf(_) => (&SevMode::ALL, &[IgvmProfile::Spec]),
+        // The platform decides the mode.
+        Firmware::Igvm { .. } => (&[SevMode::Snp], &IgvmProfile::ALL),
+    };
+    for &mode in modes {
+        for &profile in profiles {
+            let mut cfg = LaunchConfig::new(mode, vcpus, CpuSignature(0x800f12), vmm);
+            if mode == SevMode::Snp {
+                cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(features);
+            }
+            cfg.igvm.profile = profile;
+            let Ok(launch) = Launch::new(fw, &cfg) else {
+                continue;
+            };
+            for v in launch.vmsas().flatten() {
+                let f = launch.fidelity(&v);
+                let _ = (f.is_exact(), f.findings().count(), f.refusals().len());
+            }
+            let _ = launch.check_strict();
+            let _ = launch.digest(&Sha2Pages, NoObserver);
+            if let Ok(updates) = launch.updates() {
+                // The launch's own digest only where it can differ from the measured one.
+                if launch.file_digest_difference().is_some() {
+                    let _ = launch.launch_digest(&Sha2Pages, NoObserver);
+                } else {
+                    let _ = updates.count();
+                }
+            }
+            if matches!(fw, Firmware::Ovmf(_)) && mode == SevMode::Snp {
+                let _ = launch.digest_from_seed([7; 48], NoObserver);
+            }
+            let _ = launch.id_block_ld();
+        }
+    }
+}
