@@ -14,7 +14,7 @@ fn main() {
     let requires = |what: &str| {
         required
             .split(',')
-            .any(|r| r.trim().eq_ignore_ascii_case(what))
+            .any(|r| r.trim().eq_ignore_ascii_case(what) || (what == "kvm" && r.trim() == "all"))
     };
     for (cfg, device, name) in [
         ("has_kvm", "/dev/kvm", "kvm"),

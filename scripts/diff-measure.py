@@ -10,6 +10,7 @@ with exit code 1 instead; the script checks that too.
     scripts/diff-measure.py [--quick] [--vmsa target/release/vmsa] [--jobs N]
 """
 import argparse
+import collections
 import concurrent.futures
 import itertools
 import os
@@ -40,6 +41,8 @@ def has_metadata(path):
 
 def cases(quick, kernel, initrd):
     images = [p for p in DEBIAN_IMAGES if os.path.exists(p)]
+    if len(images) < len(DEBIAN_IMAGES) and "ovmf" in os.environ.get("VMSA_REQUIRE", "").split(","):
+        sys.exit("VMSA_REQUIRE names ovmf: Debian's images are missing")
     images += [str(FIXTURES / "ovmf_AmdSev_suffix.bin"), str(FIXTURES / "ovmf_OvmfX64_suffix.bin")]
     vcpu_counts = [1, 4, 64] if quick else [1, 2, 3, 4, 8, 16, 32, 64]
     cpu_cycle = itertools.cycle(CPU_TYPES)
@@ -84,23 +87,32 @@ def run(cmd):
     return p.returncode, p.stdout, p.stderr
 
 
+def names_qemu_reason(err):
+    """Whether a refusal of ours names what QEMU or KVM says or does (their source, cited)."""
+    return "QEMU" in err or "KVM" in err
+
+
 def check(vmsa, args):
+    """(status, message): "equal", "peer-wrong" (the peer measures what cannot launch and we
+    refuse, naming QEMU's reason), "both-refuse" (a pass only when our refusal names QEMU's or
+    KVM's reason), or "MISMATCH"."""
     peer = run(["sev-snp-measure"] + args)
     ours = run([vmsa, "measure"] + args)
     mode = args[args.index("--mode") + 1]
     image = args[args.index("--ovmf") + 1]
     if mode == "snp" and not has_metadata(image):
         # The peer measures an SNP guest that cannot launch; vmsa must refuse it.
-        if ours[0] == 1 and "ASEV" in ours[2]:
-            return None
-        return f"expected a refusal (no ASEV metadata), got exit {ours[0]}: {ours[1]}{ours[2]}"
+        if ours[0] == 1 and "ASEV" in ours[2] and names_qemu_reason(ours[2]):
+            return "peer-wrong", None
+        return "MISMATCH", f"expected a refusal (no ASEV metadata), got exit {ours[0]}: {ours[1]}{ours[2]}"
     if peer[0] != 0:
-        if ours[0] == peer[0] and ours[2].strip() == peer[2].strip():
-            return None
-        return f"peer failed (exit {peer[0]}: {peer[2].strip()}), vmsa exit {ours[0]}: {ours[2].strip()}"
+        if ours[0] != 0 and names_qemu_reason(ours[2]):
+            return "both-refuse", None
+        return "MISMATCH", (f"peer failed (exit {peer[0]}: {peer[2].strip()}), vmsa exit {ours[0]}: "
+                            f"{ours[2].strip()} (a shared refusal must name QEMU's reason)")
     if ours[0] != 0 or ours[1] != peer[1]:
-        return f"peer {peer[1].strip()!r}, vmsa exit {ours[0]} {ours[1].strip()!r} {ours[2].strip()}"
-    return None
+        return "MISMATCH", f"peer {peer[1].strip()!r}, vmsa exit {ours[0]} {ours[1].strip()!r} {ours[2].strip()}"
+    return "equal", None
 
 
 def main():
@@ -117,10 +129,14 @@ def main():
         all_cases = list(cases(a.quick, str(kernel), str(initrd)))
         with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
             results = list(pool.map(lambda c: (c, check(a.vmsa, c)), all_cases))
-    failed = [(c, r) for c, r in results if r]
-    for c, r in failed:
-        print("MISMATCH:", " ".join(c), "\n   ", r)
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    failed = [(c, m) for c, (s, m) in results if s == "MISMATCH"]
+    for c, m in failed:
+        print("MISMATCH:", " ".join(c), "\n   ", m)
+    counts = collections.Counter(s for _, (s, _) in results)
+    print(f"{len(results) - len(failed)} passed ({counts['equal']} equal digests, "
+          f"{counts['peer-wrong']} refused where the peer measures what cannot launch, "
+          f"{counts['both-refuse']} refused by both, our refusal naming QEMU's reason), "
+          f"{len(failed)} failed")
     return 1 if failed else 0
 
 

@@ -110,7 +110,10 @@ def check(vmsa, cfg):
         return "MISMATCH", f"{label}: we refuse ({our_err}) but sev-snp-measure does not"
     if peer is None and ours is not None:
         return "MISMATCH", f"{label}: sev-snp-measure fails ({peer_err}) but we do not"
-    return "both-refuse", f"{label}: peer: {peer_err}; vmsa: {our_err}"
+    # Both refuse: a pass only when our refusal names QEMU's or KVM's reason.
+    if "QEMU" in our_err or "KVM" in our_err:
+        return "both-refuse", f"{label}: peer: {peer_err}; vmsa: {our_err}"
+    return "MISMATCH", f"{label}: both refuse, but ours names no QEMU reason: {our_err}"
 
 
 def goldens(out):
@@ -146,6 +149,8 @@ def main():
     missing = sorted(set(IMAGES) - set(images))
     if missing:
         print("SKIPPED images (not installed):", ", ".join(missing), file=sys.stderr)
+        if "ovmf" in os.environ.get("VMSA_REQUIRE", "").split(","):
+            sys.exit("VMSA_REQUIRE names ovmf: Debian's images are missing")
     if args.quick:
         cfgs = list(configs(images, ["EPYC-v4"], [3]))
     else:

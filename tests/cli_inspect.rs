@@ -2,6 +2,8 @@
 //! (`--mode snp --vcpus 2 --vcpu-type EPYC-v4 --guest-features 0x21 --dump-vmsa` on Debian's
 //! OVMF_CODE.fd; see TESTING.md): exactly the fields that tool sets, decoded, as text and JSON,
 //! and clear one-line errors for files that are not a page.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -18,14 +20,9 @@ fn vmsa(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The golden text, or rewritten with `VMSA_REGEN=1`.
+/// The snapshot `name` (see `common::snapshot`).
 fn golden(name: &str, got: &str) {
-    let path = data(name);
-    if std::env::var_os("VMSA_REGEN").is_some() {
-        std::fs::write(&path, got).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(got, want, "{} (VMSA_REGEN=1 rewrites it)", path.display());
+    common::snapshot(&data(name), got);
 }
 
 #[test]
@@ -115,7 +112,7 @@ fn bad_inputs_are_one_line_errors() {
     for (path, msg) in [
         (
             short.to_str().unwrap().to_owned(),
-            "a VMSA page is 4096 bytes, but the input has 100 bytes",
+            "a VMSA is a 4096-byte page (or QEMU's 1648-byte save area), but the input has 100 bytes",
         ),
         (
             "/nonexistent/vmsa.bin".to_owned(),

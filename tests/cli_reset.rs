@@ -1,6 +1,6 @@
 //! The `vmsa reset`, `vmsa diff` and `vmsa inspect FIRMWARE.fd` commands, run as the real
-//! binary and compared with golden outputs in `tests/data/cli/`. Set `VMSA_REGEN=1` to rewrite
-//! the goldens (then review the diff).
+//! binary and compared with snapshots in `tests/data/cli/` (our own output, reviewed; see
+//! `common::snapshot` for `VMSA_REGEN`). Each snapshot has an anchored sibling named beside it.
 mod common;
 
 use common::TempDir;
@@ -25,20 +25,7 @@ fn golden(name: &str, actual: &str) {
         .join("tests/data/cli")
         .join(name);
     // Paths in the output depend on the checkout; make them stable.
-    let actual = actual.replace(FIXTURES, "FIXTURES");
-    if std::env::var_os("VMSA_REGEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &actual).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (VMSA_REGEN=1 makes it)", path.display()));
-    assert_eq!(
-        actual,
-        want,
-        "{} differs; VMSA_REGEN=1 rewrites it",
-        path.display()
-    );
+    common::snapshot(&path, &actual.replace(FIXTURES, "FIXTURES"));
 }
 
 fn stdout(o: &Output) -> String {
@@ -58,8 +45,7 @@ fn inspect_fixture() {
 #[test]
 fn inspect_debian_4m_says_no_snp() {
     let path = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-    if !Path::new(path).exists() {
-        eprintln!("SKIPPED: {path} not installed");
+    if !common::require::file("ovmf", path) {
         return;
     }
     let o = vmsa(&["inspect", path]);

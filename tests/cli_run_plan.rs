@@ -169,11 +169,9 @@ fn ovmf_plans_hash_to_vmsa_measures_digest_and_items() {
     n += check_ovmf(&fixture("ovmf_AmdSev_suffix.bin"), Some(&kernel));
     let testfw = dir.write("testfw.bin", &vmsa_kvm::testfw::image());
     n += check_ovmf(&testfw, None);
-    let debian = Path::new("/usr/share/OVMF/OVMF_CODE.fd");
-    if debian.exists() {
-        n += check_ovmf(debian, None);
-    } else {
-        eprintln!("SKIPPED: no /usr/share/OVMF/OVMF_CODE.fd (apt-get install ovmf)");
+    let debian = "/usr/share/OVMF/OVMF_CODE.fd";
+    if common::require::file("ovmf", debian) {
+        n += check_ovmf(Path::new(debian), None);
     }
     assert!(n >= 48, "{n} plans checked");
 }

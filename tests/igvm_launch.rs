@@ -309,6 +309,7 @@ fn cli_inspect_reset_and_diff() {
         "EPYC-v4",
         "--out",
         o,
+        "--replace",
     ]);
     assert!(ok, "{err}");
     assert_eq!(

@@ -75,8 +75,7 @@ fn dump_vmsa_equals_the_peer() {
 #[test]
 fn snp_without_metadata_is_refused() {
     let fw = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-    if !Path::new(fw).exists() {
-        eprintln!("SKIPPED: {fw} not installed (apt-get install ovmf)");
+    if !common::require::file("ovmf", fw) {
         return;
     }
     let o = vmsa_in(

@@ -90,10 +90,11 @@ fn snp_without_metadata_is_refused_where_sev_snp_measure_measures_it() {
 
 #[test]
 fn debian_4m_image_is_refused_for_snp() {
-    let Ok(bytes) = std::fs::read("/usr/share/OVMF/OVMF_CODE_4M.fd") else {
-        eprintln!("SKIPPED: /usr/share/OVMF/OVMF_CODE_4M.fd not installed");
+    let path = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    if !common::require::file("ovmf", path) {
         return;
-    };
+    }
+    let bytes = std::fs::read(path).unwrap();
     let fw = OvmfImage::parse(&bytes).unwrap();
     let cfg = LaunchConfig::new(SevMode::Snp, 1, epyc(), VmmType::Qemu);
     assert_eq!(launch_vmsas(&fw, &cfg), Err(LaunchError::NoSevMetadata));

@@ -159,14 +159,15 @@ vmsa_layout! {
     0x080 idtr IDTR: VmcbSegment => Segment,
     /// TR.
     0x090 tr TR: VmcbSegment => Segment,
-    /// VMPL0 shadow stack pointer (APM `PL0_SSP`).
-    0x0a0 vmpl0_ssp VMPL0_SSP: u64 => Int,
-    /// VMPL1 shadow stack pointer.
-    0x0a8 vmpl1_ssp VMPL1_SSP: u64 => Int,
-    /// VMPL2 shadow stack pointer.
-    0x0b0 vmpl2_ssp VMPL2_SSP: u64 => Int,
-    /// VMPL3 shadow stack pointer.
-    0x0b8 vmpl3_ssp VMPL3_SSP: u64 => Int,
+    /// CPL 0 shadow-stack pointer (APM `PL0_SSP`, `MSR_IA32_PL0_SSP`; Linux `pl0_ssp`). Per
+    /// privilege level, not per VMPL.
+    0x0a0 pl0_ssp PL0_SSP: u64 => Int,
+    /// CPL 1 shadow-stack pointer (APM `PL1_SSP`).
+    0x0a8 pl1_ssp PL1_SSP: u64 => Int,
+    /// CPL 2 shadow-stack pointer (APM `PL2_SSP`).
+    0x0b0 pl2_ssp PL2_SSP: u64 => Int,
+    /// CPL 3 shadow-stack pointer (APM `PL3_SSP`).
+    0x0b8 pl3_ssp PL3_SSP: u64 => Int,
     /// U_CET MSR.
     0x0c0 u_cet U_CET: u64 => Int,
     /// Reserved.

@@ -39,6 +39,11 @@ fn native_context(rip: u64) -> Box<IgvmNativeVpContextX64> {
     Box::new(c)
 }
 
+const CORIM_DOCUMENT: [u8; 8] = [0xa1, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08];
+const CORIM_SIGNATURE: [u8; 12] = [
+    0xd2, 0x84, 0x43, 0xa1, 0x01, 0x26, 0xa0, 0x44, 0x01, 0x02, 0x03, 0x04,
+];
+
 /// A version 1 x64 file with every platform QEMU or Hyper-V knows and every directive type.
 fn every_header_x64() -> Vec<u8> {
     let platforms = vec![
@@ -74,6 +79,16 @@ fn every_header_x64() -> Vec<u8> {
             used_size: 0x3000,
             vp_index: 0,
             vtl: Vtl::Vtl2,
+        },
+        // A CoRIM document (CBOR) and its COSE_Sign1 signature, of different lengths so that
+        // each header's bytes are its own (the bytes of the igvm crate's own tests).
+        I::CorimDocument {
+            compatibility_mask: SNP,
+            document: CORIM_DOCUMENT.to_vec(),
+        },
+        I::CorimSignature {
+            compatibility_mask: SNP,
+            signature: CORIM_SIGNATURE.to_vec(),
         },
     ];
     let all = NATIVE | VBS | SNP | TDX | SEV | SEV_ES;
@@ -365,6 +380,22 @@ fn every_header_type_and_platform_x64_v1() {
         _ => None,
     });
     assert_eq!(ld, Some([0x11; 48]));
+    // The CoRIM headers, each with its own type and bytes.
+    let corim: Vec<(&str, &[u8])> = f
+        .initializations(SNP)
+        .filter_map(|e| match e.header {
+            Header::CorimDocument(c) => Some(("document", c.data)),
+            Header::CorimSignature(c) => Some(("signature", c.data)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        corim,
+        [
+            ("document", &CORIM_DOCUMENT[..]),
+            ("signature", &CORIM_SIGNATURE[..])
+        ]
+    );
 }
 
 #[test]
@@ -683,13 +714,13 @@ proptest! {
     }
 }
 
-/// With `IGVM_SEED_DIR` set, writes the files above as fuzz seeds (how `fuzz/seeds/igvm/`
-/// was made; see TESTING.md).
+/// Not a test: writes the files above as fuzz seeds into `IGVM_SEED_DIR` (how `fuzz/seeds/igvm/`
+/// was made; see TESTING.md):
+/// `IGVM_SEED_DIR=fuzz/seeds/igvm cargo test -p vmsa-core --test igvm_vs_crate -- --ignored`.
 #[test]
-fn write_fuzz_seeds_when_asked() {
-    let Some(dir) = std::env::var_os("IGVM_SEED_DIR") else {
-        return;
-    };
+#[ignore = "a generator, not a test: writes fuzz seeds into IGVM_SEED_DIR"]
+fn write_fuzz_seeds() {
+    let dir = std::env::var_os("IGVM_SEED_DIR").expect("IGVM_SEED_DIR names the directory");
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("every-header-x64.igvm"), every_header_x64()).unwrap();

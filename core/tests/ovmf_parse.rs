@@ -1,5 +1,7 @@
 //! The OVMF footer-table and `ASEV` parser on the sev-snp-measure fixtures, the Debian `ovmf`
 //! images, synthetic images for every malformation, and the round-trip properties.
+mod common;
+
 use proptest::prelude::*;
 use std::path::Path;
 use vmsa_core::Guid;
@@ -14,13 +16,10 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn debian(path: &str) -> Option<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(b) => Some(b),
-        Err(_) => {
-            eprintln!("SKIPPED: {path} not installed (apt-get install ovmf)");
-            None
-        }
+    if !common::require::file("ovmf", path) {
+        return None;
     }
+    Some(std::fs::read(path).unwrap())
 }
 
 fn sections(fw: &OvmfImage<'_>) -> Vec<(u32, u32, u32)> {

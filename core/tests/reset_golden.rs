@@ -134,7 +134,7 @@ fn byte_identical_to_sev_snp_measure() {
         checked += 1;
     }
     for s in &skipped {
-        eprintln!("SKIPPED: {s} not installed (apt-get install ovmf)");
+        common::require::file("ovmf", s);
     }
     eprintln!(
         "{checked} configurations byte-identical; {peer_wrong} refused where sev-snp-measure is wrong"

@@ -1,6 +1,6 @@
 //! The plain (non-SEV) reset state equals what QEMU shows under KVM: `qemu-system-x86_64 -S
 //! -machine q35,accel=kvm -cpu MODEL -monitor stdio`, `info registers -a`, every vCPU.
-//! Needs `/dev/kvm` and `qemu-system-x86_64`; says SKIPPED when either is missing.
+//! Needs `/dev/kvm` and `qemu-system-x86_64`; says SKIPPED when either is missing (a failure under `VMSA_REQUIRE=kvm,qemu`).
 mod common;
 
 use common::kvm_or_skip;
@@ -14,15 +14,15 @@ fn qemu_available() -> bool {
     if !kvm_or_skip("QEMU under KVM") {
         return false;
     }
-    if Command::new("qemu-system-x86_64")
+    let qemu = Command::new("qemu-system-x86_64")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: qemu-system-x86_64 not installed (apt-get install qemu-system-x86)");
-        return false;
-    }
-    true
+        .is_ok_and(|o| o.status.success());
+    common::require::available(
+        "qemu",
+        qemu,
+        "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
+    )
 }
 
 /// `info registers -a` of a stopped q35/KVM machine with `smp` vCPUs of `cpu`.

@@ -1,9 +1,11 @@
 //! Shared by the integration tests (`mod common;`): the fixtures, checks for what a test needs
-//! (each says SKIPPED loudly on stderr when it is missing) and scratch directories.
+//! (`require`: SKIPPED on stderr when one is missing, a failure under `VMSA_REQUIRE`) and scratch directories.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub mod require;
 
 /// A file of sev-snp-measure's fixtures (`tests/data/sev-snp-measure`, see TESTING.md).
 pub fn fixture(name: &str) -> PathBuf {
@@ -25,27 +27,22 @@ pub fn vmsa_bin(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Whether the reference peer sev-snp-measure runs; says SKIPPED for the peer part if not.
+/// Whether the reference peer sev-snp-measure runs (dependency `peer`, see [`require`]).
 pub fn peer_installed() -> bool {
     let ok = Command::new("sev-snp-measure")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "SKIPPED (peer part): sev-snp-measure not installed (pip install sev-snp-measure==0.0.13)"
-        );
-    }
-    ok
+    require::available(
+        "peer",
+        ok,
+        "sev-snp-measure not installed (pip install sev-snp-measure==0.0.13): peer part",
+    )
 }
 
-/// Whether `/dev/kvm` exists; says "SKIPPED: no /dev/kvm (`what`)" if not.
+/// Whether `/dev/kvm` exists (dependency `kvm`, see [`require`]).
 pub fn kvm_or_skip(what: &str) -> bool {
-    let ok = Path::new("/dev/kvm").exists();
-    if !ok {
-        eprintln!("SKIPPED: no /dev/kvm ({what})");
-    }
-    ok
+    require::kvm(what)
 }
 
 /// A new empty scratch directory (unique per test binary, process and call), removed on drop.
@@ -122,4 +119,44 @@ pub fn launch_vmsas(
     let fw = vmsa_core::launch::Firmware::Ovmf(*fw);
     let launch = vmsa_core::launch::Launch::new(&fw, cfg)?;
     Ok(Vmsas(launch.vmsas().collect::<Result<_, _>>()?))
+}
+
+/// Compares `actual` with the snapshot file `path` (a golden output made by our own code).
+///
+/// A snapshot cannot bless itself: with `VMSA_REGEN=1` a difference writes `path` + `.new`
+/// beside it and the test still fails, so a person reviews and renames it; under `CI` the
+/// switch is refused. A missing snapshot is written as `.new` too, and fails.
+pub fn snapshot(path: &Path, actual: &str) {
+    let regen = std::env::var_os("VMSA_REGEN").is_some();
+    assert!(
+        !(regen && std::env::var_os("CI").is_some()),
+        "VMSA_REGEN is refused under CI: snapshots are reviewed by a person"
+    );
+    let want = std::fs::read_to_string(path).ok();
+    if want.as_deref() == Some(actual) {
+        return;
+    }
+    let new = path.with_extension(format!(
+        "{}.new",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    if regen || want.is_none() {
+        std::fs::write(&new, actual).unwrap();
+        panic!(
+            "{} {}: wrote {}; review it (diff -u) and rename it over the snapshot",
+            path.display(),
+            if want.is_none() {
+                "is missing"
+            } else {
+                "differs"
+            },
+            new.display()
+        );
+    }
+    assert_eq!(
+        actual,
+        want.unwrap_or_default(),
+        "{} differs (VMSA_REGEN=1 writes the new output beside it as .new)",
+        path.display()
+    );
 }

@@ -268,7 +268,7 @@ describe('vmsa preview page in headless Chromium', () => {
     assert.match(await errorText(), /OVMF_CODE-truncated\.fd: .*1000000 bytes/);
     assert.equal(await page.locator('#digest-panel').isHidden(), true);
     await dropAndRender('drop', 'vmsa-truncated.bin');
-    assert.match(await errorText(), /vmsa-truncated\.bin: a VMSA page is 4096 bytes, but the input has 4000 bytes/);
+    assert.match(await errorText(), /vmsa-truncated\.bin: a VMSA is a 4096-byte page \(or QEMU's 1648-byte save area\), but the input has 4000 bytes/);
     // Still alive: a good file renders again.
     await dropAndRender('drop', 'vmsa1-peer.bin');
     assert.equal(await errorText(), '');

@@ -175,7 +175,7 @@ fn bad_input_is_a_message() {
     let err = |r: Result<Launch, String>| r.err().expect("refused");
     assert_eq!(
         diff_vmsa(&[0; 4096], &[0; 10]).unwrap_err(),
-        "second VMSA: a VMSA page is 4096 bytes, but the input has 10 bytes"
+        "second VMSA: a VMSA is a 4096-byte page (or QEMU's 1648-byte save area), but the input has 10 bytes"
     );
     assert_eq!(detect(&ovmf[..2000]), "vmsa");
     assert!(inspect_firmware(&ovmf[..40]).unwrap_err().contains("40"));

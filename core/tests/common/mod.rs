@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+
+#[path = "../../../tests/common/require.rs"]
+pub mod require;
 use vmsa_core::launch::{Firmware, Launch, LaunchConfig, LaunchError, LaunchVmsa};
 use vmsa_core::ovmf::OvmfImage;
 
@@ -23,11 +26,7 @@ pub fn launch_vmsas(
     launch.vmsas().collect()
 }
 
-/// Whether `/dev/kvm` exists; says "SKIPPED: no /dev/kvm (`what`)" if not.
+/// Whether `/dev/kvm` exists (dependency `kvm`, see [`require`]).
 pub fn kvm_or_skip(what: &str) -> bool {
-    let ok = Path::new("/dev/kvm").exists();
-    if !ok {
-        eprintln!("SKIPPED: no /dev/kvm ({what})");
-    }
-    ok
+    require::kvm(what)
 }

@@ -191,6 +191,14 @@ pub fn to_init(h: &Header<'_>) -> Option<IgvmInitializationHeader> {
             vp_index: r.vp_index,
             vtl: r.vtl.try_into().expect("checked vtl"),
         },
+        Header::CorimDocument(c) => IgvmInitializationHeader::CorimDocument {
+            compatibility_mask: c.compatibility_mask,
+            document: c.data.to_vec(),
+        },
+        Header::CorimSignature(c) => IgvmInitializationHeader::CorimSignature {
+            compatibility_mask: c.compatibility_mask,
+            signature: c.data.to_vec(),
+        },
         _ => return None,
     })
 }

@@ -92,13 +92,13 @@ vmsa_msrs! {
     /// `MSR_IA32_S_CET`.
     S_CET = 0x6a2 => s_cet S_CET,
     /// `MSR_IA32_PL0_SSP`.
-    PL0_SSP = 0x6a4 => vmpl0_ssp VMPL0_SSP,
+    PL0_SSP = 0x6a4 => pl0_ssp PL0_SSP,
     /// `MSR_IA32_PL1_SSP`.
-    PL1_SSP = 0x6a5 => vmpl1_ssp VMPL1_SSP,
+    PL1_SSP = 0x6a5 => pl1_ssp PL1_SSP,
     /// `MSR_IA32_PL2_SSP`.
-    PL2_SSP = 0x6a6 => vmpl2_ssp VMPL2_SSP,
+    PL2_SSP = 0x6a6 => pl2_ssp PL2_SSP,
     /// `MSR_IA32_PL3_SSP`.
-    PL3_SSP = 0x6a7 => vmpl3_ssp VMPL3_SSP,
+    PL3_SSP = 0x6a7 => pl3_ssp PL3_SSP,
     /// `MSR_IA32_INT_SSP_TAB`.
     INT_SSP_TAB = 0x6a8 => isst_addr ISST_ADDR,
 }
