@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-3600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ovmf ovmf_structured igvm igvm_diff vmsa)
+[ ${#targets[@]} -gt 0 ] || targets=(ovmf ovmf_structured igvm igvm_diff vmsa report)
 
 seed() { # the corpus a target starts from
   local t=$1
@@ -24,6 +24,7 @@ seed() { # the corpus a target starts from
     ovmf) cp -n ../tests/data/sev-snp-measure/*.bin "corpus/$t/" ;;
     igvm | igvm_diff) cp -n seeds/igvm/*.igvm "corpus/$t/" ;;
     vmsa) cp -n ../tests/data/inspect/*.bin "corpus/$t/" ;;
+    report) cp -n ../tests/data/reports/*.report.bin "corpus/$t/" ;;
   esac
 }
 
@@ -33,8 +34,9 @@ for t in "${targets[@]}"; do
   log=$(mktemp)
   nice cargo +nightly fuzz run -O -s none "$t" "corpus/$t" -- \
     -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1 || {
-    tail -40 "$log"
-    echo "$t: CRASH (input under fuzz/artifacts/$t)"
+    # The panic and the input's name; not libFuzzer's dump of the input's bytes.
+    grep -E -A3 "panicked at|^SUMMARY|Test unit written to" "$log" | cut -c1-300 | head -20
+    echo "$t: CRASH (input under fuzz/artifacts/$t; reproduce: cd fuzz && cargo +nightly fuzz run -O -s none $t FILE)"
     exit 1
   }
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')

@@ -21,6 +21,7 @@ CRATES = {
     "vmsa-core": "core/src",
     "vmsa-kvm": "host-kvm/src",
     "vmsa-pagehash": "pagehash/src",
+    "vmsa-attest": "attest/src",
     "vmsa-wasm": "wasm/src",
     "vmsa": "src",
 }

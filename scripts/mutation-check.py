@@ -87,6 +87,8 @@ def run_tests(tree, env):
     p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     out = p.stdout + p.stderr
     failed = re.findall(r"^---- (\S+) stdout ----$", out, re.M)
+    # A test binary that crashes (a stack overflow, an abort) names no test: name the binary.
+    failed += [f"[{t}]" for t in re.findall(r"to rerun pass `([^`]+)`", out)]
     compile_error = "error: could not compile" in out
     return p.returncode, failed, compile_error, out
 
@@ -105,10 +107,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="vmsa-mutants-") as tmp:
         tree = pathlib.Path(tmp)
         copy_tree(a.rev, tree)
-        code, failed, cerr, out = run_tests(tree, env)
-        if code != 0:
+        code, baseline, cerr, out = run_tests(tree, env)
+        if cerr or (code != 0 and not baseline):
             print(out[-4000:])
-            sys.exit("the unmutated tree fails its tests: nothing to measure")
+            sys.exit("the unmutated tree does not build or its tests do not run: nothing to measure")
+        if baseline:
+            # A mutant is killed only by a test that passed unmutated.
+            print(f"the unmutated tree already fails {len(baseline)} tests: {', '.join(baseline)}")
         for name, rel, edits in MUTATIONS:
             if only and name not in only:
                 continue
@@ -130,8 +135,9 @@ def main():
                 path.write_text(original)
             if cerr:
                 verdict, detail = "killed", "does not compile"
-            elif code != 0:
-                verdict, detail = "killed", f"{len(failed)} tests fail: " + ", ".join(failed[:4])
+            elif set(failed) - set(baseline):
+                new_failures = [f for f in failed if f not in baseline]
+                verdict, detail = "killed", f"{len(new_failures)} tests fail: " + ", ".join(new_failures[:4])
             else:
                 verdict, detail = "SURVIVED", "every test passes"
             rows.append((name, verdict, detail))

@@ -74,6 +74,8 @@ python3 scripts/diff-sev-snp-measure.py --quick
 step "differential: vmsa measure vs sev-snp-measure (quick matrix; the wide one: scripts/diff-measure.py)"
 cargo build -q --release --bin vmsa
 python3 scripts/diff-measure.py --quick --vmsa target/release/vmsa
+step "soak on real KVM: 1000 VMs in one process (descriptors and RSS flat), 1024 vCPUs, two vmsa processes at once"
+bash scripts/soak.sh 1000
 step "fuzz smoke: every target for 15 s from its committed seeds (the campaign: scripts/fuzz-campaign.sh)"
 bash scripts/fuzz-campaign.sh 15
 step "wasm: vmsa-wasm for wasm32-unknown-unknown (128 KiB budget), then the page in Debian's headless Chromium"

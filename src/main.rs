@@ -24,6 +24,11 @@ enum Command {
     Measure(cmd::measure::Args),
     /// Program real KVM vCPUs from the launch VMSAs and run them.
     Run(cmd::run::Args),
+    /// An SEV-SNP attestation report (raw, hex or base64), decoded.
+    Report(cmd::report::Args),
+    /// Verify an SEV-SNP attestation report: signature, AMD's chain, TCB, chip, measurement,
+    /// policy; one verdict, every check listed.
+    Verify(cmd::verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
         Some(Command::Diff(args)) => cmd::diff::run(&args),
         Some(Command::Measure(args)) => cmd::measure::run(&args),
         Some(Command::Run(args)) => cmd::run::run(&args),
+        Some(Command::Report(args)) => cmd::report::run(&args),
+        Some(Command::Verify(args)) => cmd::verify::run(&args),
         None => cmd::run::main_job(),
     };
     match result {

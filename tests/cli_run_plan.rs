@@ -318,3 +318,46 @@ fn igvm_plans_say_why_kvms_digest_differs_from_the_files() {
         assert_ne!(ours, measured["measurement"].as_str().unwrap(), "case {i}");
     }
 }
+
+/// The test above is a consistency test (the plan and `vmsa measure` share the core); this one
+/// anchors the plan outside our code: the plan `vmsa run --launch` would send, hashed, equals
+/// sev-snp-measure 0.0.13's own expected digests (its test suite, `vectors.json`) for the four
+/// SNP vectors without a kernel.
+#[test]
+fn ovmf_plans_hash_to_the_peers_known_answers() {
+    let text = std::fs::read_to_string(fixture("vectors.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let mut n = 0;
+    for vec in v["vectors"].as_array().unwrap() {
+        if vec["mode"] != "snp" || !vec["kernel"].is_null() || !vec["snp_ovmf_hash"].is_null() {
+            continue;
+        }
+        let bytes = std::fs::read(fixture(vec["firmware"].as_str().unwrap())).unwrap();
+        let fw = Firmware::Ovmf(OvmfImage::parse(&bytes).unwrap());
+        let sig = u32::from_str_radix(
+            vec["vcpu_sig"].as_str().unwrap().trim_start_matches("0x"),
+            16,
+        );
+        let features = vec["guest_features"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x");
+        let mut cfg = LaunchConfig::new(
+            SevMode::Snp,
+            vec["vcpus"].as_u64().unwrap() as u32,
+            CpuSignature(sig.unwrap()),
+            VmmType::Qemu,
+        );
+        cfg.guest_features =
+            SevFeatures::from_bits_retain(u64::from_str_radix(features, 16).unwrap());
+        let launch = Launch::new(&fw, &cfg).unwrap();
+        assert_eq!(
+            hashed(&launch).0,
+            vec["digest"].as_str().unwrap(),
+            "{}",
+            vec["name"]
+        );
+        n += 1;
+    }
+    assert_eq!(n, 4);
+}

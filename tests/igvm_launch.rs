@@ -148,6 +148,37 @@ fn contexts_become_vmsas_the_rest_get_the_reset_state() {
     assert_eq!(es.vmsa(1).unwrap().source, Source::Reset);
 }
 
+/// Anchored outside our code: sev-snp-measure 0.0.13's BSP page (`tests/data/inspect`, SNP,
+/// EPYC-v4, guest features 0x21, QEMU) as vCPU 0's context. vCPU 0's launch VMSA is those
+/// bytes; vCPU 1, without a context, gets QEMU/KVM's reset state at the reset vector with vCPU
+/// 0's features, which is the same page the peer dumps for a BSP.
+#[test]
+fn a_vcpu_without_a_context_gets_the_page_the_peer_dumps() {
+    let peer = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/inspect/ssm-snp-epyc-v4-0x21-vmsa0.bin"),
+    )
+    .unwrap();
+    let page = Vmsa::read_from_bytes(&peer).unwrap();
+    let bytes = build(
+        IgvmRevision::V1,
+        vec![platform(1, IgvmPlatformType::SEV_SNP, 0)],
+        vec![],
+        vec![D::SnpVpContext {
+            gpa: INITIAL_VMSA_GPA,
+            compatibility_mask: 1,
+            vp_index: 0,
+            vmsa: to_igvm_vmsa(&page),
+        }],
+    );
+    let fw = firmware(&bytes, IgvmPlatformType::SEV_SNP);
+    let l = launch(&fw, 2).unwrap();
+    let e: Vec<_> = l.vmsas().map(Result::unwrap).collect();
+    assert_eq!(e[0].vmsa.as_page()[..], peer[..]);
+    assert_eq!(e[1].source, Source::Reset);
+    assert_eq!(e[1].vmsa.as_page()[..], peer[..]);
+}
+
 #[test]
 fn fidelity_findings_and_strict_mode() {
     let mut odd = kvm_exact(2);

@@ -486,3 +486,28 @@ fn cli_and_id_block() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hex);
 }
+
+/// The IGVM file the browser test drops (`fuzz/seeds/igvm/snp-small.igvm`): the digest the real
+/// `vmsa measure --igvm` prints is the `igvm` crate's, so the page, checked against the CLI, is
+/// anchored through it.
+#[test]
+fn the_browser_tests_igvm_file_measures_as_the_igvm_crate_does() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/seeds/igvm/snp-small.igvm"
+    );
+    let bytes = std::fs::read(path).unwrap();
+    // The file's SNP platform is mask 0x4.
+    let digest = theirs(&bytes, 0x4);
+    let want: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let (code, out, err) = vmsa_bin(&[
+        "measure",
+        "--mode",
+        "snp",
+        "--igvm",
+        path,
+        "--ignore-idblock",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), want);
+}

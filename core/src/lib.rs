@@ -12,7 +12,7 @@
 //!
 //! | floor | modules |
 //! |---|---|
-//! | wire types | [`arch`], [`flags`], [`segment`], [`vmsa`], [`guid`], [`hex`], [`mode`], [`cpu`], [`page`], [`hash_table`], [`snp_cpuid`] |
+//! | wire types | [`arch`], [`flags`], [`segment`], [`vmsa`], [`guid`], [`hex`], [`mode`], [`cpu`], [`page`], [`hash_table`], [`snp_cpuid`], [`report`] |
 //! | formats and hashing | [`ovmf`], [`igvm`], [`measure`] |
 //! | models | [`reset`], [`kvm`] |
 //! | the launch | [`launch`] |
@@ -61,6 +61,7 @@ pub mod hash_table;
 pub mod hex;
 pub mod mode;
 pub mod page;
+pub mod report;
 pub mod segment;
 pub mod snp_cpuid;
 pub mod vmsa;

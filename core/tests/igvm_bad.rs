@@ -794,3 +794,90 @@ fn every_truncation_and_bit_flip_of_a_valid_file_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// CoRIM headers: a signature needs a document before it for its mask, and each comes once per
+/// mask (the IGVM specification's `IGVM_VHT_CORIM_*`; the igvm crate checks the same when it
+/// builds a file, `MissingCorimDocument` and `MultipleCorim*`).
+#[test]
+fn corim_signature_without_document_and_duplicates() {
+    let corim = |typ, off: u32| {
+        hd(typ, move |ds| IGVM_VHS_CORIM_DATA {
+            compatibility_mask: SNP,
+            file_offset: ds + off,
+            size_bytes: 8,
+            reserved: 0,
+        })
+    };
+    let data = [0xa1u8; 16];
+    let b = raw_file(&[snp(), corim(T::IGVM_VHT_CORIM_SIGNATURE, 0)], &data);
+    assert_eq!(
+        err(&b),
+        E::CorimSignatureWithoutDocument {
+            at: at(1, 48),
+            mask: SNP
+        }
+    );
+    let b = raw_file(
+        &[
+            snp(),
+            corim(T::IGVM_VHT_CORIM_DOCUMENT, 0),
+            corim(T::IGVM_VHT_CORIM_DOCUMENT, 8),
+        ],
+        &data,
+    );
+    assert!(
+        matches!(
+            err(&b),
+            E::Duplicate {
+                what: "CORIM_DOCUMENT",
+                mask: SNP,
+                ..
+            }
+        ),
+        "{:?}",
+        err(&b)
+    );
+    // Document then signature: read, each with its own bytes.
+    let mut data = [0u8; 16];
+    data[8..].fill(0x5a);
+    let b = raw_file(
+        &[
+            snp(),
+            corim(T::IGVM_VHT_CORIM_DOCUMENT, 0),
+            corim(T::IGVM_VHT_CORIM_SIGNATURE, 8),
+        ],
+        &data,
+    );
+    let f = IgvmFile::parse(&b).unwrap();
+    let kinds: Vec<_> = f
+        .headers()
+        .filter_map(|e| match e.header {
+            vmsa_core::igvm::Header::CorimDocument(c) => Some(("document", c.data[0])),
+            vmsa_core::igvm::Header::CorimSignature(c) => Some(("signature", c.data[0])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, [("document", 0), ("signature", 0x5a)]);
+}
+
+/// Found by the `igvm_diff` fuzz target (`fuzz/seeds/igvm_diff/`): a relocatable region for
+/// the native platform names VP 0 at VTL 2, and the native VP context is VTL 0's. Both readers
+/// refuse it (the igvm crate: "no matching vp context for vp index and vtl"); this reader
+/// once matched any non-VBS context whatever the VTL.
+#[test]
+fn region_naming_a_vtl_without_its_context_fuzz_regression() {
+    let b = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/igvm_diff/region-vtl-without-its-context.igvm"
+    ))
+    .unwrap();
+    assert_eq!(
+        err(&b),
+        E::NoMatchingVpContext {
+            at: at(7, 0xc0),
+            vp_index: 0,
+            vtl: 2
+        }
+    );
+    assert!(igvm::IgvmFile::new_from_binary(&b, None).is_err());
+}

@@ -83,3 +83,59 @@ fn multi_page_secrets_sections_are_refused() {
     assert_eq!(sev.measured_updates().count(), 1);
     assert!(matches!(sev.updates().err(), Some(LaunchError::PlainSev)));
 }
+
+/// An `ASEV` block with no sections is launched by QEMU: `pc_system_parse_sev_metadata`
+/// (hw/i386/pc_sysfw_ovmf.c) checks only the signature and that `len` covers `num_items`
+/// descriptors, and `sev_snp_launch_finish` → `snp_populate_metadata_pages`
+/// (target/i386/sev.c) loops over none; only a missing block is refused ("Failed to locate SEV
+/// metadata header"). So it is measured: the image, then the VMSAs, nothing else. (Whether the
+/// guest then boots without its secrets and CPUID pages is the firmware's business.)
+#[test]
+fn asev_without_sections_is_measured_as_qemu_launches_it() {
+    let mut buf = vec![0u8; 64 * 1024];
+    ovmf::build(
+        &mut buf,
+        &[TableEntry::SevEsResetBlock {
+            reset_addr: 0xffff_f000,
+        }],
+        Some(&[]),
+    )
+    .unwrap();
+    let image = OvmfImage::parse(&buf).unwrap();
+    assert_eq!(image.sev_metadata().map(|m| m.sections().count()), Some(0));
+    let fw = Firmware::Ovmf(image);
+    let launch = Launch::new(&fw, &config(SevMode::Snp, 2, VmmType::Qemu)).unwrap();
+    let kinds: Vec<(u64, u64, Option<PageType>, bool)> = launch
+        .updates()
+        .unwrap()
+        .map(|u| (u.gpa, u.len, u.page_type, u.is_vmsa()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                0x1_0000_0000 - 0x1_0000,
+                0x1_0000,
+                Some(PageType::NORMAL),
+                false
+            ),
+            (VMSA_GPA, 0x1000, Some(PageType::VMSA), true),
+            (VMSA_GPA, 0x1000, Some(PageType::VMSA), true),
+        ]
+    );
+    // Without the block at all, refused.
+    let mut none = vec![0u8; 64 * 1024];
+    ovmf::build(
+        &mut none,
+        &[TableEntry::SevEsResetBlock {
+            reset_addr: 0xffff_f000,
+        }],
+        None,
+    )
+    .unwrap();
+    let fw = Firmware::Ovmf(OvmfImage::parse(&none).unwrap());
+    assert_eq!(
+        Launch::new(&fw, &config(SevMode::Snp, 1, VmmType::Qemu)).unwrap_err(),
+        LaunchError::NoSevMetadata
+    );
+}

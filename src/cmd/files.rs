@@ -151,6 +151,9 @@ pub mod limits {
     pub const IGVM: u64 = u32::MAX as u64;
     /// A VMSA: a 4096-byte page (QEMU's 1648-byte save area is shorter).
     pub const VMSA: u64 = vmsa_core::vmsa::VMSA_SIZE as u64;
+    /// An attestation report as text: 1184 bytes in hex with line breaks every 16 bytes and
+    /// spaces (a hex dump: about 3.5 characters a byte) fits with room to spare.
+    pub const REPORT_TEXT: u64 = 16 * 1024;
     /// A firmware image: what QEMU loads ([`vmsa_core::launch::MAX_FIRMWARE_SIZE`]).
     pub const FIRMWARE: u64 = vmsa_core::launch::MAX_FIRMWARE_SIZE;
 

@@ -7,8 +7,10 @@ pub mod files;
 pub mod inspect;
 pub mod measure;
 pub mod output;
+pub mod report;
 pub mod reset;
 pub mod run;
+pub mod verify;
 
 /// An error for the user: one line, no panic.
 pub type CmdResult = Result<std::process::ExitCode, String>;

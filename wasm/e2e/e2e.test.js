@@ -235,6 +235,8 @@ describe('vmsa preview page in headless Chromium', () => {
     }
   });
 
+  // The CLI's digest of this file is the igvm crate's (tests/measure_igvm.rs,
+  // the_browser_tests_igvm_file_measures_as_the_igvm_crate_does), so the page is anchored through it.
   test('an IGVM file: headers, VMSAs and the digest `vmsa measure --igvm` prints', async () => {
     // The file has VP contexts for vCPUs 0 and 1.
     await setOptions({ mode: 'snp', vcpus: 2, cpu: 'EPYC-v4' });
@@ -261,6 +263,9 @@ describe('vmsa preview page in headless Chromium', () => {
     assert.equal(await page.locator('#diff-cpu option').count(), 512);
     const cli = run(vmsaBin, ['measure', '--mode', 'snp', '--vcpus', '512', '--vcpu-type', 'EPYC-v4', '--ovmf', OVMF]);
     assert.equal(await text('#digest'), cli);
+    // Anchored outside our code: the peer's digest of the same 512-vCPU launch.
+    const peer = run('sev-snp-measure', ['--mode', 'snp', '--vcpus', '512', '--vcpu-type', 'EPYC-v4', '--ovmf', OVMF]);
+    assert.equal(await text('#digest'), peer);
   });
 
   test('truncated files give readable errors and the page stays up', async () => {

@@ -134,7 +134,9 @@ impl<'a> IgvmFile<'a> {
                         && vp.compatibility_mask & region.mask != 0
                         && match vp.data {
                             VpContextData::Vbs(v) => v.vtl == region.vtl,
-                            _ => true,
+                            // Every other context is VTL 0's (the igvm crate reads them so);
+                            // a region naming VTL 2 has none of those.
+                            _ => region.vtl == 0,
                         }
                 }
                 _ => false,

@@ -1,0 +1,233 @@
+//! `vmsa verify --report FILE --vcek CERT`: one verdict on an SNP attestation report, every
+//! check listed with its result — the signature, AMD's chain, the certificate's TCB and chip
+//! against the report, the certificates' validity, then what the caller expects of the guest:
+//! its measurement, REPORT_DATA (a nonce), HOST_DATA, VMPL, and no debugging unless allowed.
+//!
+//! Exit codes, by the first class of check that fails: 0 all pass; 1 not authentic (the
+//! signature, the chain, the key kind); 3 the platform (TCB, chip ID, product, validity);
+//! 4 the measurement; 5 the other expectations (policy, VMPL, data); 2 bad input.
+use super::CmdResult;
+use super::files::{self, limits};
+use super::report::parse_product;
+use base64::Engine;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+use vmsa_attest::{Cert, Check, Options, verify};
+use vmsa_core::report::{PolicyFlags, Product};
+
+/// Arguments of `vmsa verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The report (raw, hex or base64).
+    #[arg(long)]
+    pub report: PathBuf,
+    /// The VCEK or VLEK certificate that signed it (DER or PEM), from AMD's key distribution
+    /// service (`snpguest fetch vcek`) or the host's extended report.
+    #[arg(long, visible_alias = "vlek")]
+    pub vcek: PathBuf,
+    /// AMD's chain as a PEM bundle (ASK or ASVK, then ARK: `…/vcek/v1/{product}/cert_chain`);
+    /// by default the built-in certificates. A given ARK must be AMD's own.
+    #[arg(long)]
+    pub chain: Option<PathBuf>,
+    /// The processor that signed a version 2 report (milan, genoa, turin).
+    #[arg(long, value_parser = parse_product)]
+    pub product: Option<Product>,
+    /// The expected launch measurement (hex or base64), as `vmsa measure` prints it.
+    #[arg(long)]
+    pub measurement: Option<String>,
+    /// The expected REPORT_DATA (hex or base64, up to 64 bytes, zero-padded): the nonce.
+    #[arg(long)]
+    pub report_data: Option<String>,
+    /// The expected HOST_DATA (hex or base64, up to 32 bytes, zero-padded).
+    #[arg(long)]
+    pub host_data: Option<String>,
+    /// The expected VMPL of the guest that asked for the report.
+    #[arg(long)]
+    pub vmpl: Option<u32>,
+    /// Accept a guest whose policy allows debugging (its memory is readable by the host).
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Do not check the certificates' validity periods (as `openssl verify -no_check_time`).
+    #[arg(long)]
+    pub no_check_time: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Hex or base64 bytes, at most `max`, zero-padded to `max`.
+fn expected_bytes(what: &str, text: &str, max: usize) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    let bytes = if t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..t.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&t[i..i + 2], 16).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<u8>, String>>()?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(t)
+            .map_err(|_| format!("--{what}: neither hex nor base64: {t:?}"))?
+    };
+    if bytes.len() > max {
+        return Err(format!(
+            "--{what}: {} bytes; the field has {max}",
+            bytes.len()
+        ));
+    }
+    let mut out = bytes;
+    out.resize(max, 0);
+    Ok(out)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The class of a check, for the exit code.
+fn class(name: &str) -> u8 {
+    match name {
+        "signing key kind" | "report signature" | "ARK is AMD's" | "ARK self-signed"
+        | "ARK signs ASK" | "ASK signs key" => 1,
+        "product" | "TCB" | "chip ID" | "validity" => 3,
+        "measurement" => 4,
+        _ => 5,
+    }
+}
+
+/// `vmsa verify`.
+pub fn run(args: &Args) -> CmdResult {
+    let report = super::report::load(&args.report, args.product)?;
+    let read_cert =
+        |p: &PathBuf| -> Result<Vec<u8>, String> { files::read(p, limits::REPORT_TEXT * 4) };
+    let key = Cert::parse(&read_cert(&args.vcek)?)
+        .map_err(|e| format!("{}: {e}", args.vcek.display()))?;
+    let chain = match &args.chain {
+        Some(p) => Cert::bundle(&read_cert(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => Vec::new(),
+    };
+    let expect_measurement = args
+        .measurement
+        .as_deref()
+        .map(|m| expected_bytes("measurement", m, 48))
+        .transpose()?;
+    let expect_report_data = args
+        .report_data
+        .as_deref()
+        .map(|m| expected_bytes("report-data", m, 64))
+        .transpose()?;
+    let expect_host_data = args
+        .host_data
+        .as_deref()
+        .map(|m| expected_bytes("host-data", m, 32))
+        .transpose()?;
+    let options = Options {
+        now: (!args.no_check_time).then(SystemTime::now),
+    };
+    let mut verdict = verify(&report, &key, &chain, options);
+    let raw = &report.raw;
+    let mut push = |name: &'static str, result: Result<String, String>| {
+        verdict.checks.push(Check { name, result });
+    };
+    if let Some(m) = expect_measurement {
+        push(
+            "measurement",
+            if raw.measurement[..] == m[..] {
+                Ok(hex(&m))
+            } else {
+                Err(format!(
+                    "the report has {}, expected {}",
+                    hex(&raw.measurement),
+                    hex(&m)
+                ))
+            },
+        );
+    }
+    let debug = report.policy().flags().contains(PolicyFlags::DEBUG);
+    push(
+        "policy: debug",
+        match (debug, args.allow_debug) {
+            (false, _) => Ok("debugging not allowed".into()),
+            (true, true) => Ok("debugging allowed, as accepted by --allow-debug".into()),
+            (true, false) => {
+                Err("the guest's policy allows debugging (--allow-debug accepts it)".into())
+            }
+        },
+    );
+    if let Some(d) = expect_report_data {
+        push(
+            "REPORT_DATA",
+            if raw.report_data[..] == d[..] {
+                Ok("as expected".into())
+            } else {
+                Err(format!("the report has {}", hex(&raw.report_data)))
+            },
+        );
+    }
+    if let Some(d) = expect_host_data {
+        push(
+            "HOST_DATA",
+            if raw.host_data[..] == d[..] {
+                Ok("as expected".into())
+            } else {
+                Err(format!("the report has {}", hex(&raw.host_data)))
+            },
+        );
+    }
+    if let Some(vmpl) = args.vmpl {
+        push(
+            "VMPL",
+            if raw.vmpl == vmpl {
+                Ok(vmpl.to_string())
+            } else {
+                Err(format!("the report has VMPL {}, expected {vmpl}", raw.vmpl))
+            },
+        );
+    }
+    let code = verdict
+        .checks
+        .iter()
+        .filter(|c| c.result.is_err())
+        .map(|c| class(c.name))
+        .min()
+        .unwrap_or(0);
+    if args.json {
+        let checks: Vec<_> = verdict
+            .checks
+            .iter()
+            .map(|c| match &c.result {
+                Ok(d) => json!({"check": c.name, "ok": true, "detail": d}),
+                Err(d) => json!({"check": c.name, "ok": false, "detail": d}),
+            })
+            .collect();
+        let out = json!({
+            "verdict": if code == 0 { "pass" } else { "fail" },
+            "exit_code": code,
+            "measurement": hex(&raw.measurement),
+            "product": report.product.name(),
+            "checks": checks,
+        });
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
+    } else {
+        for c in &verdict.checks {
+            match &c.result {
+                Ok(d) => crate::outln!("ok    {:<18} {d}", c.name),
+                Err(d) => crate::outln!("FAIL  {:<18} {d}", c.name),
+            }
+        }
+        let failed = verdict.checks.iter().filter(|c| c.result.is_err()).count();
+        if code == 0 {
+            crate::outln!("verdict: pass ({} checks)", verdict.checks.len());
+        } else {
+            crate::outln!(
+                "verdict: FAIL ({failed} of {} checks failed)",
+                verdict.checks.len()
+            );
+        }
+    }
+    Ok(ExitCode::from(code))
+}

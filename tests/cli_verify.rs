@@ -1,0 +1,167 @@
+//! `vmsa verify`: real reports (`tests/data/reports`) with their VCEK, with AMD's chain as a
+//! file or built in; every check listed; a distinct exit code per class of failure; the
+//! caller's expectations (measurement, REPORT_DATA, policy).
+mod common;
+
+use common::{TempDir, vmsa_bin};
+use std::path::{Path, PathBuf};
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/reports")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn a_genuine_report_passes_every_check() {
+    let report = data("genoa-v5-oak.report.bin");
+    let raw = std::fs::read(&report).unwrap();
+    let measurement = hex(&raw[0x90..0xc0]);
+    let nonce = hex(&raw[0x50..0x90]);
+    let (code, out, err) = vmsa_bin(&[
+        "verify",
+        "--report",
+        &report,
+        "--vcek",
+        &data("genoa-v5-oak.vcek.der"),
+        "--chain",
+        &data("cert_chain_genoa.pem"),
+        "--measurement",
+        &measurement,
+        "--report-data",
+        &nonce,
+        "--vmpl",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for check in [
+        "ok    report signature   ECDSA P-384/SHA-384 with the VCEK's key",
+        "ok    ARK is AMD's       ARK-Genoa (built in)",
+        "ok    ASK signs key      SEV-VCEK signed by SEV-Genoa",
+        "ok    TCB                boot loader 10, tee 0, snp 25, microcode 84",
+        "ok    chip ID            64 bytes equal",
+        "ok    measurement        ",
+        "ok    REPORT_DATA        as expected",
+        "ok    VMPL               0",
+        "verdict: pass",
+    ] {
+        assert!(out.contains(check), "{check}\n{out}");
+    }
+}
+
+#[test]
+fn each_class_of_failure_has_its_exit_code() {
+    let dir = TempDir::new("verify");
+    let report = data("turin-v5-oak.report.bin");
+    let vcek = data("turin-v5-oak.vcek.der");
+    let mut raw = std::fs::read(&report).unwrap();
+    let measurement = hex(&raw[0x90..0xc0]);
+    // 1: not authentic (one bit of the measurement changed after signing).
+    raw[0x90] ^= 1;
+    let tampered: PathBuf = dir.write("tampered.bin", &raw);
+    let (code, out, _) = vmsa_bin(&[
+        "verify",
+        "--report",
+        tampered.to_str().unwrap(),
+        "--vcek",
+        &vcek,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL  report signature"), "{out}");
+    assert!(out.contains("verdict: FAIL (1 of"), "{out}");
+    // 3: the platform (another chip's VCEK, which also breaks the signature: class 1 wins).
+    let (code, out, _) = vmsa_bin(&[
+        "verify",
+        "--report",
+        &data("milan-v2-go-sev-guest.report.bin"),
+        "--product",
+        "milan",
+        "--vcek",
+        &data("milan-v2-virtee.vcek.der"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  TCB") && out.contains("FAIL  chip ID"),
+        "{out}"
+    );
+    // 3: the expired VLEK, unless time is not checked.
+    let vlek = [
+        "verify",
+        "--report",
+        &data("milan-v3-trustee-vlek.report.bin"),
+        "--vlek",
+        &data("milan-v3-trustee-vlek.vlek.der"),
+    ];
+    let (code, out, _) = vmsa_bin(&vlek);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("FAIL  validity           SEV-VLEK is valid from 2024-12-10 to 2025-12-10"),
+        "{out}"
+    );
+    let mut no_time = vlek.to_vec();
+    no_time.push("--no-check-time");
+    assert_eq!(vmsa_bin(&no_time).0, 0);
+    // 4: the measurement.
+    let mut other = measurement.clone().into_bytes();
+    other[0] = if other[0] == b'0' { b'1' } else { b'0' };
+    let other = String::from_utf8(other).unwrap();
+    let (code, out, _) = vmsa_bin(&[
+        "verify",
+        "--report",
+        &report,
+        "--vcek",
+        &vcek,
+        "--measurement",
+        &other,
+    ]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("FAIL  measurement"), "{out}");
+    // The same measurement in base64 passes.
+    let b64 = {
+        use base64::Engine;
+        let bytes: Vec<u8> = (0..48)
+            .map(|i| u8::from_str_radix(&measurement[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    assert_eq!(
+        vmsa_bin(&[
+            "verify",
+            "--report",
+            &report,
+            "--vcek",
+            &vcek,
+            "--measurement",
+            &b64
+        ])
+        .0,
+        0
+    );
+    // 5: the caller's other expectations.
+    let (code, out, _) = vmsa_bin(&[
+        "verify", "--report", &report, "--vcek", &vcek, "--vmpl", "2", "--json",
+    ]);
+    assert_eq!(code, 5, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "fail");
+    assert_eq!(v["exit_code"], 5);
+    let failed: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["VMPL"]);
+    // 2: bad input.
+    let (code, _, err) = vmsa_bin(&["verify", "--report", &report, "--vcek", &report]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not an X.509 certificate"), "{err}");
+}
