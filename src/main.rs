@@ -29,6 +29,9 @@ enum Command {
     /// Verify an SEV-SNP attestation report: signature, AMD's chain, TCB, chip, measurement,
     /// policy; one verdict, every check listed.
     Verify(cmd::verify::Args),
+    /// Which launch produced this measurement: search vCPU counts, CPU types, VMM profiles and
+    /// guest features for every configuration whose SNP digest equals a report's.
+    Solve(cmd::solve::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => cmd::run::run(&args),
         Some(Command::Report(args)) => cmd::report::run(&args),
         Some(Command::Verify(args)) => cmd::verify::run(&args),
+        Some(Command::Solve(args)) => cmd::solve::run(&args),
         None => cmd::run::main_job(),
     };
     match result {

@@ -10,6 +10,7 @@ pub mod output;
 pub mod report;
 pub mod reset;
 pub mod run;
+pub mod solve;
 pub mod verify;
 
 /// An error for the user: one line, no panic.
