@@ -120,6 +120,7 @@ fn nothing_found_is_said_with_the_search_space() {
         "1-8",
         "--vmm-type",
         "qemu",
+        "ec2",
         "--guest-features",
         "0x1",
     ]);
@@ -129,6 +130,7 @@ fn nothing_found_is_said_with_the_search_space() {
         "{out}"
     );
     assert!(out.contains("  vCPU counts      8"), "{out}");
+    assert!(out.contains("  VMM profiles     2"), "{out}");
     // A real report: its firmware is not this one.
     let report = concat!(
         env!("CARGO_MANIFEST_DIR"),

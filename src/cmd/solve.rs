@@ -51,17 +51,17 @@ pub struct Args {
     #[arg(long, default_value = "1-512")]
     pub vcpus: String,
     /// vCPU types to try (default: every named CPU type, and the report's own CPUID).
-    #[arg(long, value_name = "CPUTYPE")]
+    #[arg(long, value_name = "CPUTYPE", num_args = 1..)]
     pub vcpu_type: Vec<String>,
     /// vCPU signatures to try besides the types.
-    #[arg(long, value_name = "VALUE", value_parser = parse_u32)]
+    #[arg(long, value_name = "VALUE", value_parser = parse_u32, num_args = 1..)]
     pub vcpu_sig: Vec<u32>,
     /// VMM profiles to try (default: QEMU, ec2, gce, kvm).
-    #[arg(long, value_name = "VMMTYPE", value_parser = parse_vmm)]
+    #[arg(long, value_name = "VMMTYPE", value_parser = parse_vmm, num_args = 1..)]
     pub vmm_type: Vec<VmmType>,
     /// Guest features to try (default: 0x1 and 0x21, what QEMU without and with KVM's
     /// debug-swap gives).
-    #[arg(long, value_name = "VALUE", value_parser = parse_int)]
+    #[arg(long, value_name = "VALUE", value_parser = parse_int, num_args = 1..)]
     pub guest_features: Vec<u64>,
     /// Also every subset of this mask (with SNP_ACTIVE set).
     #[arg(long, value_name = "MASK", value_parser = parse_int)]
