@@ -144,6 +144,25 @@ fn each_class_of_failure_has_its_exit_code() {
         .0,
         0
     );
+    // The measurement from a reference file `vmsa measure --json` wrote.
+    let reference = dir.write(
+        "reference.json",
+        format!("{{\"mode\": \"snp\", \"measurement\": \"{measurement}\"}}").as_bytes(),
+    );
+    let (code, out, _) = vmsa_bin(&[
+        "verify",
+        "--report",
+        &report,
+        "--vcek",
+        &vcek,
+        "--reference",
+        reference.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("ok    measurement        {measurement}")),
+        "{out}"
+    );
     // 5: the caller's other expectations.
     let (code, out, _) = vmsa_bin(&[
         "verify", "--report", &report, "--vcek", &vcek, "--vmpl", "2", "--json",

@@ -37,6 +37,9 @@ pub struct Args {
     /// The expected launch measurement (hex or base64), as `vmsa measure` prints it.
     #[arg(long)]
     pub measurement: Option<String>,
+    /// The expected measurement from a file `vmsa measure --json` wrote (its "measurement").
+    #[arg(long, conflicts_with = "measurement")]
+    pub reference: Option<PathBuf>,
     /// The expected REPORT_DATA (hex or base64, up to 64 bytes, zero-padded): the nonce.
     #[arg(long)]
     pub report_data: Option<String>,
@@ -107,9 +110,29 @@ pub fn run(args: &Args) -> CmdResult {
         Some(p) => Cert::bundle(&read_cert(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
         None => Vec::new(),
     };
+    let reference = match &args.reference {
+        Some(p) => {
+            let text = files::read(p, limits::REPORT_TEXT * 64)?;
+            let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+                format!(
+                    "{}: not the JSON `vmsa measure --json` writes: {e}",
+                    p.display()
+                )
+            })?;
+            let m = v["measurement"].as_str().ok_or_else(|| {
+                format!(
+                    "{}: no \"measurement\" (write it with `vmsa measure --json`)",
+                    p.display()
+                )
+            })?;
+            Some(m.to_string())
+        }
+        None => None,
+    };
     let expect_measurement = args
         .measurement
         .as_deref()
+        .or(reference.as_deref())
         .map(|m| expected_bytes("measurement", m, 48))
         .transpose()?;
     let expect_report_data = args
