@@ -126,14 +126,7 @@ fn qemu_words(a: SegmentAttributes, long_mode: bool) -> String {
 #[test]
 fn long_mode_segments_of_a_real_guest_decode_as_qemu_says_and_survive_kvm() {
     if !common::require::file("ovmf", OVMF)
-        || !common::require::available(
-            "qemu",
-            Command::new("qemu-system-x86_64")
-                .arg("--version")
-                .output()
-                .is_ok(),
-            "qemu-system-x86_64 not installed",
-        )
+        || !common::require::qemu()
         || !kvm_or_skip("QEMU under KVM and programming a vCPU")
     {
         return;

@@ -14,15 +14,7 @@ fn qemu_available() -> bool {
     if !kvm_or_skip("QEMU under KVM") {
         return false;
     }
-    let qemu = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    common::require::available(
-        "qemu",
-        qemu,
-        "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
-    )
+    common::require::qemu()
 }
 
 /// `info registers -a` of a stopped q35/KVM machine with `smp` vCPUs of `cpu`.

@@ -2,7 +2,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmsa_core::igvm::fixed::checksum;
 use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice, VpContextData};
 use vmsa_core::launch::Firmware;
 
@@ -10,22 +9,10 @@ fuzz_target!(|data: &[u8]| {
     check(data);
     // Random mutations almost never keep the CRC-32 right; fix the checksum (and the total
     // size) so the fuzzer also reaches the variable headers.
-    if let Some(fixed) = with_fixed_checksum(data) {
+    if let Some(fixed) = vmsa_fuzz::with_fixed_checksum(data) {
         check(&fixed);
     }
 });
-
-fn with_fixed_checksum(data: &[u8]) -> Option<Vec<u8>> {
-    let mut b = data.to_vec();
-    let word = |b: &[u8], at: usize| Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?));
-    let fixed_size = if word(&b, 4)? == 2 { 32 } else { 24 };
-    let len = u32::try_from(b.len()).ok()?;
-    b.get_mut(16..20)?.copy_from_slice(&len.to_le_bytes());
-    let (off, size) = (word(&b, 8)? as usize, word(&b, 12)? as usize);
-    let crc = checksum(b.get(..fixed_size)?, b.get(off..off.checked_add(size)?)?);
-    b.get_mut(20..24)?.copy_from_slice(&crc.to_le_bytes());
-    Some(b)
-}
 
 fn check(data: &[u8]) {
     let Ok(file) = IgvmFile::parse(data) else {

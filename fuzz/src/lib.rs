@@ -61,3 +61,19 @@ pub fn launch_everything(fw: &Firmware<'_>, pick: u8) {
         }
     }
 }
+
+/// `data` with the IGVM fixed header's total size and CRC-32 made right, so that random
+/// mutations of the headers reach the reader past its checksum check; `None` when `data` is
+/// too short to have them.
+pub fn with_fixed_checksum(data: &[u8]) -> Option<Vec<u8>> {
+    use vmsa_core::igvm::fixed::checksum;
+    let mut b = data.to_vec();
+    let word = |b: &[u8], at: usize| Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?));
+    let fixed_size = if word(&b, 4)? == 2 { 32 } else { 24 };
+    let len = u32::try_from(b.len()).ok()?;
+    b.get_mut(16..20)?.copy_from_slice(&len.to_le_bytes());
+    let (off, size) = (word(&b, 8)? as usize, word(&b, 12)? as usize);
+    let crc = checksum(b.get(..fixed_size)?, b.get(off..off.checked_add(size)?)?);
+    b.get_mut(20..24)?.copy_from_slice(&crc.to_le_bytes());
+    Some(b)
+}

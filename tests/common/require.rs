@@ -49,3 +49,17 @@ pub fn kvm(what: &str) -> bool {
         &format!("no /dev/kvm ({what})"),
     )
 }
+
+/// Whether `qemu-system-x86_64` runs, as [`available`].
+#[track_caller]
+pub fn qemu() -> bool {
+    let ok = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    available(
+        "qemu",
+        ok,
+        "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)",
+    )
+}
