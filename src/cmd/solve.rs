@@ -263,6 +263,12 @@ pub fn run(args: &Args) -> CmdResult {
                     let seed = match prefix {
                         Some(p) => p,
                         None => {
+                            // The items before the VMSAs do not depend on the vCPU count: the
+                            // walk of a 1-vCPU launch gives them without hashing max VMSAs.
+                            let mut one = cfg.clone();
+                            one.vcpus = 1;
+                            let launch = Launch::new(&fw, &one)
+                                .map_err(|e| format!("{}: {e}", image_path.display()))?;
                             let (_, o) = launch
                                 .launch_digest(
                                     &vmsa_pagehash::Parallel::all_cores(),
