@@ -265,7 +265,7 @@ pub fn run(args: &Args) -> CmdResult {
                         None => {
                             // The items before the VMSAs do not depend on the vCPU count: the
                             // walk of a 1-vCPU launch gives them without hashing max VMSAs.
-                            let mut one = cfg.clone();
+                            let mut one = cfg;
                             one.vcpus = 1;
                             let launch = Launch::new(&fw, &one)
                                 .map_err(|e| format!("{}: {e}", image_path.display()))?;
