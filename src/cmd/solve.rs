@@ -245,87 +245,135 @@ pub fn run(args: &Args) -> CmdResult {
     let mut matches = Vec::new();
     let mut searched: u64 = 0;
     let mut refused: u64 = 0;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for image_path in &args.ovmf {
         let file = FirmwareFile::open(image_path, limits::FIRMWARE)?;
         let image =
             OvmfImage::parse(file.bytes()).map_err(|e| format!("{}: {e}", image_path.display()))?;
         let fw = Firmware::Ovmf(image);
+        let config = |vmm, feat, sig, vcpus| {
+            let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, sig, vmm);
+            cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(feat);
+            cfg
+        };
+        // The digest before the VMSAs, once per VMM profile (its section policy decides it; the
+        // vCPU count, signature and features do not): the walk of a 1-vCPU launch.
+        let mut prefixes = Vec::new();
         for &vmm in &vmms {
-            let mut prefix: Option<[u8; 48]> = None;
-            for &feat in &features {
+            let first = features
+                .iter()
+                .flat_map(|&f| sigs.iter().map(move |(s, _)| (f, *s)))
+                .find_map(|(f, s)| Launch::new(&fw, &config(vmm, f, s, 1)).ok());
+            let Some(launch) = first else {
+                prefixes.push(None);
+                continue;
+            };
+            let (_, o) = launch
+                .launch_digest(
+                    &vmsa_pagehash::Parallel::all_cores(),
+                    Prefix {
+                        vmsas_last: true,
+                        ..Prefix::default()
+                    },
+                )
+                .map_err(|e| format!("{}: {e}", image_path.display()))?;
+            if !o.vmsas_last {
+                return Err(
+                    "this launch measures VMSAs before other pages; the solver needs them last"
+                        .into(),
+                );
+            }
+            prefixes.push(Some(o.before_vmsas.unwrap_or([0; 48])));
+        }
+        // Every (profile, features, signature) walks its VMSAs once; the configurations are
+        // shared among the cores.
+        let mut work: Vec<(usize, u64, CpuSignature)> = Vec::new();
+        for v in 0..vmms.len() {
+            for &f in &features {
                 for (sig, _) in &sigs {
-                    let mut cfg = LaunchConfig::new(SevMode::Snp, max, *sig, vmm);
-                    cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(feat);
-                    let Ok(launch) = Launch::new(&fw, &cfg) else {
-                        refused += counts.len() as u64;
-                        continue;
-                    };
-                    let seed = match prefix {
-                        Some(p) => p,
-                        None => {
-                            // The items before the VMSAs do not depend on the vCPU count: the
-                            // walk of a 1-vCPU launch gives them without hashing max VMSAs.
-                            let mut one = cfg;
-                            one.vcpus = 1;
-                            let launch = Launch::new(&fw, &one)
-                                .map_err(|e| format!("{}: {e}", image_path.display()))?;
-                            let (_, o) = launch
-                                .launch_digest(
-                                    &vmsa_pagehash::Parallel::all_cores(),
-                                    Prefix {
-                                        vmsas_last: true,
-                                        ..Prefix::default()
-                                    },
-                                )
-                                .map_err(|e| format!("{}: {e}", image_path.display()))?;
-                            if !o.vmsas_last {
-                                return Err("this launch measures VMSAs before other pages; the solver needs them last".into());
-                            }
-                            let p = o.before_vmsas.unwrap_or([0; 48]);
-                            prefix = Some(p);
-                            p
-                        }
-                    };
-                    let mut d = SnpDigest::from_seed(seed);
-                    let mut last_page: Option<(Vec<u8>, [u8; 48])> = None;
-                    let mut next = counts.iter().peekable();
-                    for (cpu, v) in launch.vmsas().enumerate() {
-                        let Ok(v) = v else {
-                            break;
-                        };
-                        let page = v.vmsa.as_bytes();
-                        let contents = match &last_page {
-                            Some((p, h)) if p.as_slice() == page => *h,
-                            _ => {
-                                let h = sha384(page);
-                                last_page = Some((page.to_vec(), h));
-                                h
-                            }
-                        };
-                        d.update_with_contents(
-                            ItemKind::Vmsa { cpu: cpu as u32 },
-                            PageType::VMSA,
-                            VMSA_GPA,
-                            contents,
-                        );
-                        let n = cpu as u32 + 1;
-                        if next.peek() == Some(&&n) {
-                            next.next();
-                            searched += 1;
-                            if d.ld() == target {
-                                matches.push(Match {
-                                    image: image_path.clone(),
-                                    vcpus: n,
-                                    signature: *sig,
-                                    vmm,
-                                    features: feat,
-                                });
-                            }
-                        }
-                    }
+                    work.push((v, f, *sig));
                 }
             }
         }
+        let next_item = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<(Vec<Match>, u64, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let (mut found, mut searched, mut refused) = (Vec::new(), 0u64, 0u64);
+                        loop {
+                            let i = next_item.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&(v, feat, sig)) = work.get(i) else {
+                                break;
+                            };
+                            let vmm = vmms[v];
+                            let (Some(seed), Ok(launch)) =
+                                (prefixes[v], Launch::new(&fw, &config(vmm, feat, sig, max)))
+                            else {
+                                refused += counts.len() as u64;
+                                continue;
+                            };
+                            let mut d = SnpDigest::from_seed(seed);
+                            let mut last_page: Option<(Vec<u8>, [u8; 48])> = None;
+                            let mut next = counts.iter().peekable();
+                            for (cpu, v) in launch.vmsas().enumerate() {
+                                let Ok(v) = v else {
+                                    break;
+                                };
+                                let page = v.vmsa.as_bytes();
+                                let contents = match &last_page {
+                                    Some((p, h)) if p.as_slice() == page => *h,
+                                    _ => {
+                                        let h = sha384(page);
+                                        last_page = Some((page.to_vec(), h));
+                                        h
+                                    }
+                                };
+                                d.update_with_contents(
+                                    ItemKind::Vmsa { cpu: cpu as u32 },
+                                    PageType::VMSA,
+                                    VMSA_GPA,
+                                    contents,
+                                );
+                                let n = cpu as u32 + 1;
+                                if next.peek() == Some(&&n) {
+                                    next.next();
+                                    searched += 1;
+                                    if d.ld() == target {
+                                        found.push(Match {
+                                            image: image_path.clone(),
+                                            vcpus: n,
+                                            signature: sig,
+                                            vmm,
+                                            features: feat,
+                                        });
+                                    }
+                                }
+                            }
+                        }
+                        (found, searched, refused)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let mut found: Vec<Match> = Vec::new();
+        for (m, s, r) in results {
+            found.extend(m);
+            searched += s;
+            refused += r;
+        }
+        // The order of the axes as given, whatever thread found what.
+        let rank = |m: &Match| {
+            (
+                vmms.iter().position(|v| *v == m.vmm),
+                features.iter().position(|f| *f == m.features),
+                sigs.iter().position(|(s, _)| *s == m.signature),
+                m.vcpus,
+            )
+        };
+        found.sort_by_key(rank);
+        matches.extend(found);
     }
     let secs = start.elapsed().as_secs_f64();
     let hex: String = target.iter().map(|b| format!("{b:02x}")).collect();
