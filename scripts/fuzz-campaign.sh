@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../fuzz"
 secs=${1:-3600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ovmf ovmf_structured igvm igvm_diff vmsa report)
+[ ${#targets[@]} -gt 0 ] || targets=(ovmf ovmf_structured igvm igvm_diff vmsa report cert)
 
 seed() { # the corpus a target starts from
   local t=$1
@@ -25,6 +25,7 @@ seed() { # the corpus a target starts from
     igvm | igvm_diff) cp -n seeds/igvm/*.igvm "corpus/$t/" ;;
     vmsa) cp -n ../tests/data/inspect/*.bin "corpus/$t/" ;;
     report) cp -n ../tests/data/reports/*.report.bin "corpus/$t/" ;;
+    cert) cp -n ../tests/data/reports/*.der ../tests/data/reports/*.pem "corpus/$t/" ;;
   esac
 }
 
