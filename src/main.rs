@@ -32,6 +32,9 @@ enum Command {
     /// Which launch produced this measurement: search vCPU counts, CPU types, VMM profiles and
     /// guest features for every configuration whose SNP digest equals a report's.
     Solve(cmd::solve::Args),
+    /// An SNP ID block and its signatures for a launch digest (QEMU's id-block/id-auth, as
+    /// sev-snp-measure's snp-create-id-block prints them); --verify checks a pair.
+    IdBlock(cmd::id_block::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => cmd::report::run(&args),
         Some(Command::Verify(args)) => cmd::verify::run(&args),
         Some(Command::Solve(args)) => cmd::solve::run(&args),
+        Some(Command::IdBlock(args)) => cmd::id_block::run(&args),
         None => cmd::run::main_job(),
     };
     match result {

@@ -25,6 +25,7 @@ use vmsa_core::report::{Product, Report, SigningKey, TcbVersion};
 use x509_cert::Certificate;
 
 pub mod builtin;
+pub mod id_block;
 
 /// Why a certificate could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

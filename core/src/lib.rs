@@ -13,7 +13,7 @@
 //! | floor | modules |
 //! |---|---|
 //! | wire types | [`arch`], [`flags`], [`segment`], [`vmsa`], [`guid`], [`hex`], [`mode`], [`cpu`], [`page`], [`hash_table`], [`snp_cpuid`], [`report`] |
-//! | formats and hashing | [`ovmf`], [`igvm`], [`measure`] |
+//! | formats and hashing | [`ovmf`], [`igvm`], [`measure`], [`id_block`] |
 //! | models | [`reset`], [`kvm`] |
 //! | the launch | [`launch`] |
 //!
@@ -66,6 +66,7 @@ pub mod segment;
 pub mod snp_cpuid;
 pub mod vmsa;
 // Formats and hashing.
+pub mod id_block;
 pub mod igvm;
 pub mod measure;
 pub mod ovmf;
