@@ -88,6 +88,61 @@ pub struct Args {
     // an argument given, and --igvm conflicts with --ovmf.)
     #[arg(long, conflicts_with = "ovmf", value_name = "PROFILE", default_value = "spec", value_parser = parse_igvm_profile)]
     pub igvm_profile: IgvmProfile,
+    /// SEV/SEV-ES: print the platform's LAUNCH_MEASURE instead of the digest, HMAC-SHA-256
+    /// under this transport integrity key (16 bytes, raw or hex), followed by --nonce: the 48
+    /// bytes QEMU's `query-sev-launch-measure` returns (as `sevctl measurement build`).
+    #[arg(long, value_name = "PATH", requires_all = ["nonce", "api_major", "api_minor", "build", "policy"])]
+    pub tik: Option<PathBuf>,
+    /// The kernel's SHA-256 (hex) instead of --kernel: for pipelines that hash at build time.
+    #[arg(long, value_name = "HEX", conflicts_with = "kernel")]
+    pub kernel_hash: Option<String>,
+    /// With --kernel-hash: the initrd's SHA-256 (default: of no bytes, as for no initrd).
+    #[arg(long, value_name = "HEX", requires = "kernel_hash")]
+    pub initrd_hash: Option<String>,
+    /// With --kernel-hash: the SHA-256 of the command line *with its terminating NUL* (as QEMU
+    /// hashes it; default: of a lone NUL, as for no --append).
+    #[arg(long, value_name = "HEX", requires = "kernel_hash")]
+    pub append_hash: Option<String>,
+    /// With --tik: the firmware's MNONCE (16 bytes, hex or base64).
+    #[arg(long, requires = "tik")]
+    pub nonce: Option<String>,
+    /// With --tik: the platform's API major version (`sevctl show` or QEMU's `query-sev`).
+    #[arg(long, requires = "tik", value_parser = parse_u8)]
+    pub api_major: Option<u8>,
+    /// With --tik: the API minor version.
+    #[arg(long, requires = "tik", value_parser = parse_u8)]
+    pub api_minor: Option<u8>,
+    /// With --tik: the firmware build.
+    #[arg(long, requires = "tik", value_parser = parse_u8)]
+    pub build: Option<u8>,
+    /// With --tik: the guest policy (QEMU `sev-guest,policy=`).
+    #[arg(long, requires = "tik", value_parser = super::args::parse_u32)]
+    pub policy: Option<u32>,
+}
+
+fn parse_u8(s: &str) -> Result<u8, String> {
+    let v = super::args::parse_int(s)?;
+    u8::try_from(v).map_err(|_| format!("{s:?} does not fit in a byte"))
+}
+
+/// `--tik`/`--nonce`: 16 bytes, from a raw file or hex text (files), or hex/base64 (nonce).
+fn sixteen(what: &str, bytes: &[u8]) -> Result<[u8; 16], Failure> {
+    if let Ok(raw) = <[u8; 16]>::try_from(bytes) {
+        return Ok(raw);
+    }
+    let t = String::from_utf8_lossy(bytes).trim().to_string();
+    let v = if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..16)
+            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect::<Vec<u8>>()
+    } else {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&t)
+            .map_err(|_| usage(format!("{what}: 16 bytes, raw, hex or base64")))?
+    };
+    <[u8; 16]>::try_from(v.as_slice())
+        .map_err(|_| usage(format!("{what}: {} bytes, expected 16", v.len())))
 }
 
 fn parse_igvm_profile(s: &str) -> Result<IgvmProfile, String> {
@@ -221,7 +276,23 @@ fn config(args: &Args) -> Result<LaunchConfig, Failure> {
     if mode == SevMode::Snp {
         cfg.guest_features = SevFeatures::from_bits_retain(args.guest_features);
     }
+    let hash = |what: &str, h: &Option<String>, default: [u8; 32]| -> Result<[u8; 32], Failure> {
+        match h {
+            None => Ok(default),
+            Some(t) => vmsa_core::hex::parse::<32>(t.trim())
+                .ok_or_else(|| usage(format!("--{what}: 64 hex digits (a SHA-256), not {t:?}"))),
+        }
+    };
     cfg.kernel = match &args.kernel {
+        None if args.kernel_hash.is_some() => Some(SevHashes {
+            kernel: hash("kernel-hash", &args.kernel_hash, [0; 32])?,
+            initrd: hash("initrd-hash", &args.initrd_hash, SevHashes::sha256(b""))?,
+            cmdline: hash(
+                "append-hash",
+                &args.append_hash,
+                SevHashes::cmdline_hash(None),
+            )?,
+        }),
         None => None,
         Some(k) => Some(SevHashes {
             kernel: files::sha256(k).map_err(fail)?,
@@ -336,7 +407,38 @@ fn measure(args: &Args) -> Result<(), Failure> {
         )
         .map_err(fail)?;
     }
+    if let Some(tik_path) = &args.tik {
+        return print_launch_measure(args, tik_path, digest.bytes());
+    }
     print(args, &cfg, digest.bytes(), &items.items)
+}
+
+/// `--tik`: the LAUNCH_MEASURE blob (measure ‖ nonce) of an SEV/SEV-ES launch digest.
+fn print_launch_measure(args: &Args, tik_path: &Path, ld: &[u8]) -> Result<(), Failure> {
+    let ld: &[u8; 32] = ld
+        .try_into()
+        .map_err(|_| usage("--tik is for --mode sev and seves (their digest is SHA-256)"))?;
+    let tik = super::files::read(tik_path, 1024).map_err(fail)?;
+    let tik = sixteen("--tik", &tik)?;
+    let nonce = sixteen("--nonce", args.nonce.as_deref().unwrap_or("").as_bytes())?;
+    let input = vmsa_core::measure::sev::LaunchMeasureInput {
+        ld,
+        api_major: args.api_major.unwrap_or(0),
+        api_minor: args.api_minor.unwrap_or(0),
+        build: args.build.unwrap_or(0),
+        policy: args.policy.unwrap_or(0),
+        mnonce: &nonce,
+    };
+    let mut blob = vmsa_core::measure::sev::launch_measure(&input, &tik).to_vec();
+    blob.extend_from_slice(&nonce);
+    crate::outln!(
+        "{}",
+        match args.output_format {
+            OutputFormat::Hex => hex(&blob),
+            OutputFormat::Base64 => base64(&blob),
+        }
+    );
+    Ok(())
 }
 
 /// The fidelity report of the vCPU a launch error names (QEMU would refuse its VP context, or

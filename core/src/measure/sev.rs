@@ -113,3 +113,37 @@ impl<O: Observer> SevDigest<O> {
         (self.hash.finalize().into(), self.observer)
     }
 }
+
+/// The platform's answer to `LAUNCH_MEASURE` for an SEV or SEV-ES guest (SEV API, doc. 55766,
+/// `LAUNCH_MEASURE`): `HMAC-SHA-256(TIK; 0x04 ‖ API_MAJOR ‖ API_MINOR ‖ BUILD ‖ POLICY ‖ LD ‖
+/// MNONCE)`, with POLICY as 4 little-endian bytes. The guest owner, who holds the TIK from the
+/// launch session, compares it with the 32 bytes QEMU's `query-sev-launch-measure` returns
+/// before its 16-byte nonce (virtee `sevctl measurement build` computes the same).
+pub struct LaunchMeasureInput<'a> {
+    /// The launch digest ([`SevDigest`]).
+    pub ld: &'a [u8; 32],
+    /// `API_MAJOR` of the platform.
+    pub api_major: u8,
+    /// `API_MINOR`.
+    pub api_minor: u8,
+    /// `BUILD`.
+    pub build: u8,
+    /// The guest policy.
+    pub policy: u32,
+    /// `MNONCE`, chosen by the firmware and reported with the measurement.
+    pub mnonce: &'a [u8; 16],
+}
+
+/// [`LaunchMeasureInput`] under `tik` (the transport integrity key).
+pub fn launch_measure(input: &LaunchMeasureInput<'_>, tik: &[u8; 16]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    // A 16-byte key is always a valid HMAC key.
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(tik) else {
+        return [0; 32];
+    };
+    mac.update(&[0x04, input.api_major, input.api_minor, input.build]);
+    mac.update(&input.policy.to_le_bytes());
+    mac.update(input.ld);
+    mac.update(input.mnonce);
+    mac.finalize().into_bytes().into()
+}
