@@ -184,3 +184,59 @@ fn each_class_of_failure_has_its_exit_code() {
     assert_eq!(code, 2);
     assert!(err.contains("not an X.509 certificate"), "{err}");
 }
+
+#[test]
+fn policy_and_key_digest_expectations() {
+    let report = data("genoa-v5-oak.report.bin");
+    let vcek = data("genoa-v5-oak.vcek.der");
+    let base = ["verify", "--report", &report, "--vcek", &vcek];
+    let run = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        vmsa_bin(&a)
+    };
+    // Policy 0x30000: ABI 0.0, SMT allowed, no single socket, no migration agent.
+    for (extra, failing) in [
+        (&["--no-smt"][..], "FAIL  policy: SMT"),
+        (&["--single-socket"][..], "FAIL  policy: single socket"),
+        (
+            &["--min-abi", "1.51"][..],
+            "FAIL  policy: ABI        the policy accepts ABI 0.0, below 1.51",
+        ),
+    ] {
+        let (code, out, _) = run(extra);
+        assert_eq!(code, 5, "{extra:?}: {out}");
+        assert!(out.contains(failing), "{out}");
+    }
+    let zero = "0".repeat(96);
+    let (code, out, _) = run(&[
+        "--min-abi",
+        "0.0",
+        "--id-key-digest",
+        &zero,
+        "--author-key-digest",
+        &zero,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok    ID key digest") && out.contains("ok    policy: migration agent"),
+        "{out}"
+    );
+    // go-sev-guest's report allows debugging: refused unless accepted.
+    let debug = [
+        "verify",
+        "--report",
+        &data("milan-v2-go-sev-guest.report.bin"),
+        "--product",
+        "milan",
+        "--vcek",
+        &data("milan-v2-go-sev-guest.vcek.der"),
+    ];
+    let (code, out, _) = vmsa_bin(&debug);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("FAIL  policy: debug"), "{out}");
+    let mut allowed = debug.to_vec();
+    allowed.push("--allow-debug");
+    let (code, out, _) = vmsa_bin(&allowed);
+    assert_eq!(code, 0, "{out}");
+}

@@ -52,6 +52,24 @@ pub struct Args {
     /// Accept a guest whose policy allows debugging (its memory is readable by the host).
     #[arg(long)]
     pub allow_debug: bool,
+    /// Accept a guest whose policy allows a migration agent.
+    #[arg(long)]
+    pub allow_migration_agent: bool,
+    /// Require a policy that forbids SMT.
+    #[arg(long)]
+    pub no_smt: bool,
+    /// Require a policy that asks for a single socket.
+    #[arg(long)]
+    pub single_socket: bool,
+    /// Require the policy's minimum ABI version to be at least MAJOR.MINOR.
+    #[arg(long, value_name = "MAJOR.MINOR")]
+    pub min_abi: Option<String>,
+    /// The expected ID_KEY_DIGEST (hex or base64: `vmsa id-block` prints it).
+    #[arg(long)]
+    pub id_key_digest: Option<String>,
+    /// The expected AUTHOR_KEY_DIGEST (hex or base64).
+    #[arg(long)]
+    pub author_key_digest: Option<String>,
     /// Do not check the certificates' validity periods (as `openssl verify -no_check_time`).
     #[arg(long)]
     pub no_check_time: bool,
@@ -178,6 +196,87 @@ pub fn run(args: &Args) -> CmdResult {
             }
         },
     );
+    let flags = report.policy().flags();
+    push(
+        "policy: migration agent",
+        match (
+            flags.contains(PolicyFlags::MIGRATE_MA),
+            args.allow_migration_agent,
+        ) {
+            (false, _) => Ok("not allowed".into()),
+            (true, true) => Ok("allowed, as accepted by --allow-migration-agent".into()),
+            (true, false) => Err(
+                "the policy allows a migration agent (--allow-migration-agent accepts it)".into(),
+            ),
+        },
+    );
+    if args.no_smt {
+        push(
+            "policy: SMT",
+            if flags.contains(PolicyFlags::SMT) {
+                Err("the policy allows SMT".into())
+            } else {
+                Ok("not allowed".into())
+            },
+        );
+    }
+    if args.single_socket {
+        push(
+            "policy: single socket",
+            if flags.contains(PolicyFlags::SINGLE_SOCKET) {
+                Ok("required".into())
+            } else {
+                Err("the policy does not ask for a single socket".into())
+            },
+        );
+    }
+    if let Some(min) = &args.min_abi {
+        let (major, minor) = min
+            .split_once('.')
+            .and_then(|(a, b)| Some((a.parse::<u8>().ok()?, b.parse::<u8>().ok()?)))
+            .ok_or_else(|| format!("--min-abi {min:?}: MAJOR.MINOR"))?;
+        let p = report.policy();
+        let have = (p.abi_major(), p.abi_minor());
+        push(
+            "policy: ABI",
+            if have >= (major, minor) {
+                Ok(format!("{}.{} or later", have.0, have.1))
+            } else {
+                Err(format!(
+                    "the policy accepts ABI {}.{}, below {major}.{minor}",
+                    have.0, have.1
+                ))
+            },
+        );
+    }
+    for (name, want, have) in [
+        ("ID key digest", &args.id_key_digest, &raw.id_key_digest),
+        (
+            "author key digest",
+            &args.author_key_digest,
+            &raw.author_key_digest,
+        ),
+    ] {
+        if let Some(w) = want {
+            let w = expected_bytes(
+                if name.starts_with("ID") {
+                    "id-key-digest"
+                } else {
+                    "author-key-digest"
+                },
+                w,
+                48,
+            )?;
+            push(
+                name,
+                if have[..] == w[..] {
+                    Ok(hex(have))
+                } else {
+                    Err(format!("the report has {}", hex(have)))
+                },
+            );
+        }
+    }
     if let Some(d) = expect_report_data {
         push(
             "REPORT_DATA",
