@@ -10,6 +10,7 @@
 //! crate leaves to `vmsa-attest`.
 
 use crate::measure::sha384;
+use crate::report::be48;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `ID_BLOCK.VERSION`: the only version the ABI defines.
@@ -123,19 +124,6 @@ impl EcdsaSignature {
     pub fn to_be(&self) -> Option<([u8; 48], [u8; 48])> {
         Some((be48(&self.r)?, be48(&self.s)?))
     }
-}
-
-/// The low 48 bytes of a 72-byte little-endian number, big-endian; `None` if the rest is not 0.
-fn be48(le: &[u8; 72]) -> Option<[u8; 48]> {
-    let (low, high) = le.split_at(48);
-    if high.iter().any(|&b| b != 0) {
-        return None;
-    }
-    let mut out = [0u8; 48];
-    for (o, b) in out.iter_mut().zip(low.iter().rev()) {
-        *o = *b;
-    }
-    Some(out)
 }
 
 /// `ID_AUTH_INFO` (4096 bytes).

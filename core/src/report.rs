@@ -655,18 +655,7 @@ impl Report {
     /// The signature's `r` and `s` as big-endian 48-byte P-384 scalars (the report stores them
     /// little-endian in 72 bytes); `None` when the top 24 bytes of either are not zero.
     pub fn signature_be(&self) -> Option<([u8; 48], [u8; 48])> {
-        fn be(le: &[u8; 72]) -> Option<[u8; 48]> {
-            let (low, high) = le.split_at(48);
-            if high.iter().any(|&b| b != 0) {
-                return None;
-            }
-            let mut out = [0u8; 48];
-            for (o, b) in out.iter_mut().zip(low.iter().rev()) {
-                *o = *b;
-            }
-            Some(out)
-        }
-        Some((be(&self.raw.signature_r)?, be(&self.raw.signature_s)?))
+        Some((be48(&self.raw.signature_r)?, be48(&self.raw.signature_s)?))
     }
 
     /// The identifying bytes of `CHIP_ID` for this product (all 64 on Milan and Genoa, the
@@ -677,4 +666,18 @@ impl Report {
             .get(..self.product.chip_id_len())
             .unwrap_or_default()
     }
+}
+
+/// A P-384 number the firmware writes little-endian in 72 bytes, as 48 big-endian bytes; `None`
+/// when the top 24 bytes are not zero. (Reports, ID blocks and their keys all use the layout.)
+pub(crate) fn be48(le: &[u8; 72]) -> Option<[u8; 48]> {
+    let (low, high) = le.split_at(48);
+    if high.iter().any(|&b| b != 0) {
+        return None;
+    }
+    let mut out = [0u8; 48];
+    for (o, b) in out.iter_mut().zip(low.iter().rev()) {
+        *o = *b;
+    }
+    Some(out)
 }

@@ -4,6 +4,33 @@ use vmsa_core::kvm::{KvmParams, VmInit};
 use vmsa_core::reset::VmmType;
 use vmsa_core::{CpuSignature, SevMode};
 
+/// Bytes given as hex or base64 text (digests, nonces, keys' digests): exactly `len` bytes, or
+/// at most `len` zero-padded to `len` when `pad`. Hex is tried first (an even number of hex
+/// digits); `what` names the argument in the error.
+pub fn hex_or_base64(what: &str, text: &str, len: usize, pad: bool) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let t = text.trim();
+    let mut bytes =
+        if t.len().is_multiple_of(2) && !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            (0..t.len() / 2)
+                .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<u8>, String>>()?
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .map_err(|_| format!("{what}: neither hex nor base64: {t:?}"))?
+        };
+    if bytes.len() == len || (pad && bytes.len() < len) {
+        bytes.resize(len, 0);
+        return Ok(bytes);
+    }
+    Err(format!(
+        "{what}: {} bytes; {}{len} expected",
+        bytes.len(),
+        if pad { "at most " } else { "" }
+    ))
+}
+
 /// Parses an integer the way Python's `int(x, 0)` and sev-snp-measure do: `0x`, `0o`, `0b` or
 /// decimal, underscores allowed, surrounding blanks ignored.
 pub fn parse_int(s: &str) -> Result<u64, String> {

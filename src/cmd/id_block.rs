@@ -48,19 +48,7 @@ pub struct Args {
 }
 
 fn bytes_of(what: &str, text: &str, len: usize) -> Result<Vec<u8>, String> {
-    let t = text.trim();
-    let raw = if t.len() == 2 * len && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..len)
-            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<u8>, _>>()?
-    } else {
-        B64.decode(t)
-            .map_err(|_| format!("{what}: neither hex nor base64: {t:?}"))?
-    };
-    if raw.len() != len {
-        return Err(format!("{what}: {} bytes, expected {len}", raw.len()));
-    }
-    Ok(raw)
+    super::args::hex_or_base64(what, text, len, false)
 }
 
 fn id16(what: &str, hex: &str) -> Result<[u8; 16], String> {

@@ -130,19 +130,9 @@ fn sixteen(what: &str, bytes: &[u8]) -> Result<[u8; 16], Failure> {
     if let Ok(raw) = <[u8; 16]>::try_from(bytes) {
         return Ok(raw);
     }
-    let t = String::from_utf8_lossy(bytes).trim().to_string();
-    let v = if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..16)
-            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
-            .collect::<Vec<u8>>()
-    } else {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(&t)
-            .map_err(|_| usage(format!("{what}: 16 bytes, raw, hex or base64")))?
-    };
-    <[u8; 16]>::try_from(v.as_slice())
-        .map_err(|_| usage(format!("{what}: {} bytes, expected 16", v.len())))
+    let v = super::args::hex_or_base64(what, &String::from_utf8_lossy(bytes), 16, false)
+        .map_err(usage)?;
+    <[u8; 16]>::try_from(v.as_slice()).map_err(|_| usage(format!("{what}: 16 bytes")))
 }
 
 fn parse_igvm_profile(s: &str) -> Result<IgvmProfile, String> {

@@ -13,7 +13,6 @@ use super::CmdResult;
 use super::args::{parse_int, parse_u32, parse_vmm};
 use super::files::{FirmwareFile, limits};
 use super::report::parse_product;
-use base64::Engine;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,22 +96,9 @@ fn parse_counts(s: &str) -> Result<Vec<u32>, String> {
 }
 
 fn measurement_bytes(text: &str) -> Result<[u8; 48], String> {
-    let t = text.trim();
-    let bytes = if t.len() == 96 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..48)
-            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<u8>, _>>()?
-    } else {
-        base64::engine::general_purpose::STANDARD
-            .decode(t)
-            .map_err(|_| format!("--measurement: neither 96 hex digits nor base64: {t:?}"))?
-    };
-    <[u8; 48]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!(
-            "--measurement: {} bytes; an SNP measurement has 48",
-            bytes.len()
-        )
-    })
+    let b = super::args::hex_or_base64("--measurement", text, 48, false)
+        .map_err(|e| format!("{e} (an SNP measurement has 48)"))?;
+    <[u8; 48]>::try_from(b.as_slice()).map_err(|_| "--measurement: 48 bytes".to_string())
 }
 
 /// The digest just before the first VMSA, and whether every VMSA came after every other item.

@@ -9,7 +9,6 @@
 use super::CmdResult;
 use super::files::{self, limits};
 use super::report::parse_product;
-use base64::Engine;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,26 +79,7 @@ pub struct Args {
 
 /// Hex or base64 bytes, at most `max`, zero-padded to `max`.
 fn expected_bytes(what: &str, text: &str, max: usize) -> Result<Vec<u8>, String> {
-    let t = text.trim();
-    let bytes = if t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..t.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&t[i..i + 2], 16).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<u8>, String>>()?
-    } else {
-        base64::engine::general_purpose::STANDARD
-            .decode(t)
-            .map_err(|_| format!("--{what}: neither hex nor base64: {t:?}"))?
-    };
-    if bytes.len() > max {
-        return Err(format!(
-            "--{what}: {} bytes; the field has {max}",
-            bytes.len()
-        ));
-    }
-    let mut out = bytes;
-    out.resize(max, 0);
-    Ok(out)
+    super::args::hex_or_base64(&format!("--{what}"), text, max, true)
 }
 
 fn hex(b: &[u8]) -> String {
