@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A fuzzing campaign over every target in fuzz/: each one runs for SECONDS (default 3600, one
-# CPU-hour) from its committed seeds (fuzz/seeds/TARGET) and the repository's test data, without
+# CPU-hour) or RUNS executions (default 10 million), whichever comes first, from its committed seeds (fuzz/seeds/TARGET) and the repository's test data, without
 # sanitizers (the core has no unsafe code; -s none is ~5x faster) but with debug assertions and
 # overflow checks. Prints, per target, libFuzzer's run count, coverage and corpus size, the
 # figures TESTING.md records. A crash stops the campaign; its input is under fuzz/artifacts/.
@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
   seed "$t"
   log=$(mktemp)
   nice cargo +nightly fuzz run -O -s none "$t" "corpus/$t" -- \
-    -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1 || {
+    -max_total_time="$secs" -runs="${RUNS:-10000000}" -print_final_stats=1 >"$log" 2>&1 || {
     # The panic and the input's name; not libFuzzer's dump of the input's bytes.
     grep -E -A3 "panicked at|^SUMMARY|Test unit written to" "$log" | cut -c1-300 | head -20
     echo "$t: CRASH (input under fuzz/artifacts/$t; reproduce: cd fuzz && cargo +nightly fuzz run -O -s none $t FILE)"
