@@ -42,14 +42,14 @@ fn a_genuine_report_passes_every_check() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     for check in [
-        "ok    report signature   ECDSA P-384/SHA-384 with the VCEK's key",
-        "ok    ARK is AMD's       ARK-Genoa (built in)",
-        "ok    ASK signs key      SEV-VCEK signed by SEV-Genoa",
-        "ok    TCB                boot loader 10, tee 0, snp 25, microcode 84",
-        "ok    chip ID            64 bytes equal",
-        "ok    measurement        ",
-        "ok    REPORT_DATA        as expected",
-        "ok    VMPL               0",
+        "ok    report signature         ECDSA P-384/SHA-384 with the VCEK's key",
+        "ok    ARK is AMD's             ARK-Genoa (built in)",
+        "ok    ASK signs key            SEV-VCEK signed by SEV-Genoa",
+        "ok    TCB                      boot loader 10, tee 0, snp 25, microcode 84",
+        "ok    chip ID                  64 bytes equal",
+        "ok    measurement              ",
+        "ok    REPORT_DATA              as expected",
+        "ok    VMPL                     0",
         "verdict: pass",
     ] {
         assert!(out.contains(check), "{check}\n{out}");
@@ -102,7 +102,9 @@ fn each_class_of_failure_has_its_exit_code() {
     let (code, out, _) = vmsa_bin(&vlek);
     assert_eq!(code, 3, "{out}");
     assert!(
-        out.contains("FAIL  validity           SEV-VLEK is valid from 2024-12-10 to 2025-12-10"),
+        out.contains(
+            "FAIL  validity                 SEV-VLEK is valid from 2024-12-10 to 2025-12-10"
+        ),
         "{out}"
     );
     let mut no_time = vlek.to_vec();
@@ -160,7 +162,7 @@ fn each_class_of_failure_has_its_exit_code() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains(&format!("ok    measurement        {measurement}")),
+        out.contains(&format!("ok    measurement              {measurement}")),
         "{out}"
     );
     // 5: the caller's other expectations.
@@ -201,7 +203,7 @@ fn policy_and_key_digest_expectations() {
         (&["--single-socket"][..], "FAIL  policy: single socket"),
         (
             &["--min-abi", "1.51"][..],
-            "FAIL  policy: ABI        the policy accepts ABI 0.0, below 1.51",
+            "FAIL  policy: ABI              the policy accepts ABI 0.0, below 1.51",
         ),
     ] {
         let (code, out, _) = run(extra);

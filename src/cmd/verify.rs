@@ -317,8 +317,8 @@ pub fn run(args: &Args) -> CmdResult {
     } else {
         for c in &verdict.checks {
             match &c.result {
-                Ok(d) => crate::outln!("ok    {:<18} {d}", c.name),
-                Err(d) => crate::outln!("FAIL  {:<18} {d}", c.name),
+                Ok(d) => crate::outln!("ok    {:<24} {d}", c.name),
+                Err(d) => crate::outln!("FAIL  {:<24} {d}", c.name),
             }
         }
         let failed = verdict.checks.iter().filter(|c| c.result.is_err()).count();
