@@ -87,14 +87,20 @@ fn compare(data: &[u8]) {
         // list may name any Hyper-V register (the specification's `VbsVpContextRegister`); the
         // crate decodes only the subset its `registers` module models and refuses the others.
         // `VERSION_STRING` (0x107) is defined by igvm_defs 0.5, which this reader reads; the
-        // igvm crate 0.5 does not parse it yet and refuses the file.
+        // igvm crate 0.5 does not parse it yet and refuses the file. A known header type with
+        // the optional flag (bit 31) is read as that type here; the crate compares the raw type
+        // (as QEMU does) and refuses it.
         (Ok(f), false) => {
             let no_data = f.fixed_header().data_start() as usize >= data.len();
             let version_string = f
                 .headers()
                 .any(|e| matches!(e.header, vmsa_core::igvm::header::Header::VersionString(_)));
             assert!(
-                f.skipped_count() > 0 || no_data || unmodelled_vbs_register(f) || version_string,
+                f.skipped_count() > 0
+                    || no_data
+                    || unmodelled_vbs_register(f)
+                    || version_string
+                    || optional_flag(data),
                 "vmsa-core accepts a file igvm 0.5 refuses: {:?}",
                 theirs.err()
             );
@@ -122,4 +128,27 @@ fn unmodelled_vbs_register(f: &IgvmFile<'_>) -> bool {
         },
         _ => false,
     })
+}
+
+/// Whether a variable header's raw type carries the optional flag (bit 31).
+fn optional_flag(data: &[u8]) -> bool {
+    let word = |at: usize| {
+        data.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    let (Some(off), Some(size)) = (word(8), word(12)) else {
+        return false;
+    };
+    let (mut p, end) = (off as usize, off as usize + size as usize);
+    while p + 8 <= end {
+        let (Some(typ), Some(len)) = (word(p), word(p + 4)) else {
+            return false;
+        };
+        if typ & 0x8000_0000 != 0 {
+            return true;
+        }
+        p += 8 + (len as usize).div_ceil(8) * 8;
+    }
+    false
 }
