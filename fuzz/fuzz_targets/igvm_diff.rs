@@ -75,6 +75,17 @@ fn compare(data: &[u8]) {
             );
             for p in f.platforms() {
                 let t = Some(p.platform_type);
+                // The crate's filtered reading can refuse a file it accepts whole (found by this
+                // target: "NoMatchingVpContext" once the filter drops a context another
+                // platform's region names): nothing to compare for that platform.
+                if igvm::IgvmFile::new_from_binary(
+                    data,
+                    Some(igvm_common::isolation(p.platform_type)),
+                )
+                .is_err()
+                {
+                    continue;
+                }
                 assert_eq!(
                     igvm_common::seen_by_us(data, t),
                     igvm_common::seen_by_igvm(data, t)
