@@ -27,6 +27,9 @@ fn stricter(e: &IgvmError) -> bool {
         // Each platform owns one bit of the mask, no two the same (igvm_defs docs of
         // `IGVM_VHS_SUPPORTED_PLATFORM::compatibility_mask`); the crate does not check it.
         IgvmError::PlatformMask { .. }
+            // Variable headers inside the fixed header or not 8-byte aligned (the campaign's
+            // find; `variable_headers_overlapping_the_fixed_header_or_unaligned`).
+            | IgvmError::VariableHeadersMisplaced { .. }
             | IgvmError::NonZeroPadding { .. }
             | IgvmError::ReservedNotZero { .. }
             | IgvmError::UnknownFlags { .. }
