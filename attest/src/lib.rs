@@ -97,7 +97,7 @@ mod oid {
 pub struct KeyExtensions {
     /// `productName1` (`Milan-B0`, `Genoa`, `Turin`).
     pub product_name: Option<String>,
-    /// `blSPL`, `teeSPL`, `snpSPL`, `ucodeSPL`, `fmcSPL` (Turin).
+    /// `blSPL`.
     pub bootloader: Option<u8>,
     /// `teeSPL`.
     pub tee: Option<u8>,
@@ -116,7 +116,7 @@ pub struct KeyExtensions {
 impl Cert {
     /// A certificate from DER or PEM bytes (the first one of a PEM bundle).
     pub fn parse(bytes: &[u8]) -> Result<Cert, CertError> {
-        if bytes.starts_with(b"-----BEGIN") || bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
             return Cert::bundle(bytes)?
                 .into_iter()
                 .next()
@@ -528,17 +528,10 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// `YYYY-MM-DD` of a Unix time (civil-from-days, H. Hinnant's algorithm).
+/// `YYYY-MM-DD` of a Unix time (der's calendar).
 fn date(t: Duration) -> String {
-    let days = (t.as_secs() / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    match der::DateTime::from_unix_duration(t) {
+        Ok(d) => format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+        Err(_) => format!("{} s after 1970", t.as_secs()),
+    }
 }
