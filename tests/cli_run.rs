@@ -211,3 +211,67 @@ fn launch_without_sev_hardware_names_what_is_missing() {
     assert_eq!(code, 1);
     assert!(out.contains("FAILED: SNP policy 0x10000: bit 17"), "{out}");
 }
+
+/// `vmsa run --launch snp --id-block`: the pair `vmsa id-block` made for the same launch passes
+/// the checks and the launch goes on to the missing hardware; one for another launch, or the
+/// author key enabled without one, is refused before anything is opened.
+#[test]
+fn launch_with_an_id_block_checks_it_first() {
+    if std::path::Path::new("/dev/sev").exists() {
+        eprintln!("SKIPPED: /dev/sev exists; this test covers the failure path");
+        return;
+    }
+    let (_dir, fw) = testfw();
+    let fw = fw.to_str().unwrap();
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/id-sec1.pem");
+    let pair = |vcpus: &str| {
+        let (code, out, err) = vmsa_bin(&[
+            "id-block",
+            "--id-key",
+            key,
+            "--",
+            "--mode",
+            "snp",
+            "--vcpus",
+            vcpus,
+            "--vcpu-type",
+            "EPYC-v4",
+            "--ovmf",
+            fw,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().next().unwrap().to_owned()
+    };
+    let run = |pair: &str, extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "--ovmf",
+            fw,
+            "--vcpus",
+            "2",
+            "--launch",
+            "snp",
+            "--id-block",
+            pair,
+        ];
+        a.extend_from_slice(extra);
+        vmsa_bin(&a)
+    };
+    let (code, out, _) = run(&pair("2"), &["--host-data", &"ab".repeat(32)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("ok: ID block: launch digest and policy 0x30000 match"),
+        "{out}"
+    );
+    assert!(out.contains("FAILED: no /dev/sev"), "{out}");
+    let (code, out, _) = run(&pair("3"), &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("FAILED: ID block: the ID block binds launch digest"),
+        "{out}"
+    );
+    assert!(!out.contains("/dev/sev"), "{out}");
+    let (code, out, _) = run(&pair("2"), &["--author-key-enabled"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("AUTHOR_KEY_EN without an author key"), "{out}");
+}

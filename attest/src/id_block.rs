@@ -110,7 +110,9 @@ pub fn verify_id_auth(block: &IdBlock, auth: &IdAuthInfo) -> Result<IdKeys, Stri
     }
     verify(&auth.id_key, block.as_bytes(), &auth.id_block_sig)
         .map_err(|e| format!("ID block signature: {e}"))?;
-    let author_key_digest = if auth.auth_key_algo == 0 && auth.author_key.curve == 0 {
+    // No author key: none given (curve 0). igvmmeasure writes AUTHOR_KEY_ALGO 1 without one,
+    // and the firmware reads the author fields only with AUTHOR_KEY_EN.
+    let author_key_digest = if auth.author_key.curve == 0 {
         None
     } else {
         if auth.auth_key_algo != ECDSA_P384_SHA384 {

@@ -11,7 +11,7 @@
 
 use crate::measure::sha384;
 use crate::report::be48;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 /// `ID_BLOCK.VERSION`: the only version the ABI defines.
 pub const ID_BLOCK_VERSION: u32 = 1;
@@ -184,5 +184,72 @@ impl IdBlock {
             guest_svn,
             policy,
         }
+    }
+}
+
+/// An IGVM `SNP_ID_BLOCK` directive as QEMU launches it (`backends/igvm.c`,
+/// `qigvm_directive_snp_id_block` and `qigvm_handle_policy`, QEMU 10.x): the ID block with
+/// version 1 and the platform's guest policy (`GUEST_POLICY` header), the authentication
+/// information with the signatures' 144 bytes and the keys' curve and coordinates in the
+/// firmware's layout. QEMU reads neither the directive's `version` nor its `author_key_enabled`:
+/// `AUTHOR_KEY_EN` comes from `sev-snp-guest,author-key-enabled=on` alone.
+pub fn from_igvm(b: &igvm_defs::IGVM_VHS_SNP_ID_BLOCK, policy: u64) -> (IdBlock, IdAuthInfo) {
+    let block = IdBlock::new(b.ld, b.family_id, b.image_id, b.guest_svn, policy);
+    let mut auth = IdAuthInfo::new_zeroed();
+    auth.id_key_algo = b.id_key_algorithm;
+    auth.auth_key_algo = b.author_key_algorithm;
+    let sig = |s: &igvm_defs::IGVM_VHS_SNP_ID_BLOCK_SIGNATURE| {
+        let mut out = EcdsaSignature::new_zeroed();
+        out.r = s.r_comp;
+        out.s = s.s_comp;
+        out
+    };
+    let key = |k: &igvm_defs::IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY| {
+        let mut out = EcdsaPublicKey::new_zeroed();
+        out.curve = k.curve;
+        out.qx = k.qx;
+        out.qy = k.qy;
+        out
+    };
+    auth.id_block_sig = sig(&b.id_key_signature);
+    auth.id_key = key(&b.id_public_key);
+    auth.id_key_sig = sig(&b.author_key_signature);
+    auth.author_key = key(&b.author_public_key);
+    (block, auth)
+}
+
+/// The IGVM `SNP_ID_BLOCK` directive for `block` and `auth` on the platform `compatibility_mask`
+/// ([`from_igvm`] reads it back; the policy lives in the file's `GUEST_POLICY` header, not here).
+pub fn to_igvm(
+    block: &IdBlock,
+    auth: &IdAuthInfo,
+    compatibility_mask: u32,
+    author_key_enabled: bool,
+) -> igvm_defs::IGVM_VHS_SNP_ID_BLOCK {
+    let sig = |s: &EcdsaSignature| igvm_defs::IGVM_VHS_SNP_ID_BLOCK_SIGNATURE {
+        r_comp: s.r,
+        s_comp: s.s,
+    };
+    let key = |k: &EcdsaPublicKey| igvm_defs::IGVM_VHS_SNP_ID_BLOCK_PUBLIC_KEY {
+        curve: k.curve,
+        reserved: 0,
+        qx: k.qx,
+        qy: k.qy,
+    };
+    igvm_defs::IGVM_VHS_SNP_ID_BLOCK {
+        compatibility_mask,
+        author_key_enabled: u8::from(author_key_enabled),
+        reserved: [0; 3],
+        ld: block.ld,
+        family_id: block.family_id,
+        image_id: block.image_id,
+        version: block.version,
+        guest_svn: block.guest_svn,
+        id_key_algorithm: auth.id_key_algo,
+        author_key_algorithm: auth.auth_key_algo,
+        id_key_signature: sig(&auth.id_block_sig),
+        id_public_key: key(&auth.id_key),
+        author_key_signature: sig(&auth.id_key_sig),
+        author_public_key: key(&auth.author_key),
     }
 }

@@ -343,7 +343,7 @@ fn sev_launch_fails_cleanly_without_sev_hardware() {
     // SNP commands out of order are refused without an ioctl.
     let mut l = LaunchSession::new(dummy(), SevMode::Snp);
     assert!(matches!(
-        l.snp_launch_finish(&vm, [0; 32]),
+        l.snp_launch_finish(&vm, &sev::SnpFinish::default()),
         Err(SevError::WrongState { .. })
     ));
     assert!(l.log.is_empty());
@@ -556,4 +556,59 @@ fn snp_cpuid_page_from_a_real_vcpu() {
             assert_eq!(e, CpuidPageError::TooManyEntries { count: n });
         }
     }
+}
+
+/// `SNP_LAUNCH_FINISH` with an ID block: one that does not bind this launch (digest, policy) or
+/// enables an absent author key is refused before anything is opened; a matching one passes the
+/// checks (reported as a step) and the launch goes on to fail where the hardware is missing.
+#[test]
+#[cfg_attr(
+    any(not(has_kvm), has_sev),
+    ignore = "needs /dev/kvm and no /dev/sev: it covers the launch failing without SEV hardware"
+)]
+fn an_id_block_is_checked_against_the_launch_before_anything_is_sent() {
+    use vmsa_core::id_block::{IdAuthInfo, IdBlock};
+    let img = testfw::image();
+    let fw = Firmware::Ovmf(OvmfImage::parse(&img).unwrap());
+    let cfg = testfw_config(2);
+    let launch = testfw_launch(&fw, SevMode::Snp, 2);
+    let (digest, NoObserver) = launch.digest(&Sha2Pages, NoObserver).unwrap();
+    let ld: [u8; 48] = digest.bytes().try_into().unwrap();
+    let policy = sev::SNP_POLICY_DEFAULT;
+    let finish = |ld: [u8; 48], policy: u64, author_key_en: bool| {
+        let mut auth = Box::new(<IdAuthInfo as zerocopy::FromZeros>::new_zeroed());
+        auth.id_key_algo = 1;
+        auth.id_key.curve = 2;
+        sev::SnpFinish {
+            id: Some(sev::SnpIdBlock {
+                block: IdBlock::new(ld, [0; 16], [0; 16], 0, policy),
+                auth,
+                author_key_en,
+            }),
+            host_data: [0xab; 32],
+            vcek_disabled: false,
+        }
+    };
+    let refused = [
+        (finish([0; 48], policy, false), "binds launch digest"),
+        (finish(ld, policy | 1, false), "policy is 0x30001"),
+        (
+            finish(ld, policy, true),
+            "AUTHOR_KEY_EN without an author key",
+        ),
+    ];
+    for (f, want) in refused {
+        let (report, r) = sev::launch_with(&launch, &cfg, policy, &f);
+        let e = r.unwrap_err();
+        assert!(matches!(e, SevError::IdBlock(_)), "{e}");
+        assert!(e.to_string().contains(want), "{e}");
+        assert!(!report.done.iter().any(|s| s.contains("/dev/sev")));
+    }
+    let (report, r) = sev::launch_with(&launch, &cfg, policy, &finish(ld, policy, false));
+    assert!(matches!(r, Err(SevError::NoSevDevice(_))), "{r:?}");
+    assert!(
+        report.done[1].starts_with("ID block: launch digest and policy 0x30000 match"),
+        "{:?}",
+        report.done
+    );
 }

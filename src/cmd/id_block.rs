@@ -2,6 +2,11 @@
 //! with the owner's ID key (and author key), as QEMU's `sev-snp-guest` object takes them
 //! (`id-block=…,id-auth=…`, base64) and with the key digests the report will carry; the output
 //! of sev-snp-measure's `snp-create-id-block`, line for line. `--verify` checks such a pair.
+//!
+//! The launch digest is `--measurement`, or what `vmsa measure` computes from the arguments after
+//! `--` (OVMF or IGVM). With `--igvm-out` the signed block is written into a copy of the IGVM
+//! file as its `SNP_ID_BLOCK` directive (added, or replacing the platform's), what igvmmeasure's
+//! `sign` does; `--verify-igvm` checks the block an IGVM file carries.
 use super::CmdResult;
 use super::args::{parse_int, parse_u32};
 use super::files::{self, limits};
@@ -17,11 +22,12 @@ use zerocopy::{FromBytes, IntoBytes};
 /// Arguments of `vmsa id-block`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The launch digest the ID block binds (base64, as snp-create-id-block takes it, or hex).
-    #[arg(long, required_unless_present = "verify")]
+    /// The launch digest the ID block binds (base64, as snp-create-id-block takes it, or hex);
+    /// or give the launch after `--`, as `vmsa measure` takes it.
+    #[arg(long, required_unless_present_any = ["verify", "verify_igvm", "launch"], conflicts_with = "launch")]
     pub measurement: Option<String>,
     /// The ID key: a P-384 private key, PEM (SEC1 or PKCS#8).
-    #[arg(long, visible_alias = "idkey", required_unless_present = "verify")]
+    #[arg(long, visible_alias = "idkey", required_unless_present_any = ["verify", "verify_igvm"])]
     pub id_key: Option<PathBuf>,
     /// The author key (optional): signs the ID key; the launch then sets AUTHOR_KEY_EN.
     #[arg(long, visible_alias = "authorkey")]
@@ -35,13 +41,27 @@ pub struct Args {
     /// GUEST_SVN.
     #[arg(long, default_value = "0", value_parser = parse_u32)]
     pub guest_svn: u32,
-    /// POLICY: the guest policy the launch uses (default 0x30000, QEMU's and the peer's).
-    #[arg(long, default_value = "0x30000", value_parser = parse_int)]
-    pub policy: u64,
+    /// POLICY: the guest policy the launch uses (default 0x30000, QEMU's and the peer's; with
+    /// --igvm-out, the file's SNP `GUEST_POLICY`, which QEMU puts in the block).
+    #[arg(long, value_parser = parse_int)]
+    pub policy: Option<u64>,
     /// Check a pair instead: `id-block=BASE64,id-auth=BASE64` (the first line this command
     /// prints; QEMU's property syntax); with --measurement, also that the block binds it.
-    #[arg(long, value_name = "PAIR", conflicts_with_all = ["id_key", "author_key"])]
+    #[arg(long, visible_alias = "check", value_name = "PAIR", conflicts_with_all = ["id_key", "author_key", "verify_igvm"])]
     pub verify: Option<String>,
+    /// Check the SNP_ID_BLOCK of an IGVM file as QEMU launches it: both signatures, the key
+    /// digests, and its launch digest against the file's (the launch after `--`, default
+    /// `--mode snp --igvm FILE`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["id_key", "author_key", "measurement"])]
+    pub verify_igvm: Option<PathBuf>,
+    /// Write the IGVM file of the launch (after `--`, with `--igvm`) to FILE with the signed
+    /// SNP_ID_BLOCK (replacing the platform's, if it has one).
+    #[arg(long, value_name = "FILE", requires = "launch")]
+    pub igvm_out: Option<PathBuf>,
+    /// The launch whose digest to sign: `vmsa measure`'s arguments (`-- --mode snp --vcpus 4
+    /// --vcpu-type EPYC-v4 --ovmf OVMF.fd`, or `-- --mode snp --igvm FILE`).
+    #[arg(last = true, value_name = "MEASURE ARGS")]
+    pub launch: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -71,27 +91,79 @@ fn key(path: &std::path::Path) -> Result<SigningKey, String> {
     signing_key(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `vmsa id-block`.
-pub fn run(args: &Args) -> CmdResult {
-    if let Some(pair) = &args.verify {
-        let mut block = None;
-        let mut auth = None;
-        for part in pair.trim().split(',') {
-            match part.split_once('=') {
-                Some(("id-block", v)) => block = Some(bytes_of("id-block", v, 96)?),
-                Some(("id-auth", v)) => auth = Some(bytes_of("id-auth", v, 4096)?),
-                _ => {
-                    return Err(format!(
-                        "--verify: expected id-block=…,id-auth=…, found {part:?}"
-                    ));
-                }
+/// `id-block=BASE64,id-auth=BASE64` (QEMU's `sev-snp-guest` properties, the first line
+/// `vmsa id-block` prints), for the flag `what`.
+pub fn parse_pair(what: &str, pair: &str) -> Result<(IdBlock, IdAuthInfo), String> {
+    let mut block = None;
+    let mut auth = None;
+    for part in pair.trim().split(',') {
+        match part.split_once('=') {
+            Some(("id-block", v)) => block = Some(bytes_of("id-block", v, 96)?),
+            Some(("id-auth", v)) => auth = Some(bytes_of("id-auth", v, 4096)?),
+            _ => {
+                return Err(format!(
+                    "{what}: expected id-block=…,id-auth=…, found {part:?}"
+                ));
             }
         }
-        let (Some(block), Some(auth)) = (block, auth) else {
-            return Err("--verify: both id-block=… and id-auth=… are needed".into());
-        };
-        let block = IdBlock::read_from_bytes(&block).map_err(|_| "id-block: 96 bytes")?;
-        let auth = IdAuthInfo::read_from_bytes(&auth).map_err(|_| "id-auth: 4096 bytes")?;
+    }
+    let (Some(block), Some(auth)) = (block, auth) else {
+        return Err(format!("{what}: both id-block=… and id-auth=… are needed"));
+    };
+    let block = IdBlock::read_from_bytes(&block).map_err(|_| "id-block: 96 bytes")?;
+    let auth = IdAuthInfo::read_from_bytes(&auth).map_err(|_| "id-auth: 4096 bytes")?;
+    Ok((block, auth))
+}
+
+/// `vmsa measure`'s arguments after `--`.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true)]
+struct Launch {
+    #[command(flatten)]
+    measure: super::measure::Args,
+}
+
+/// The launch given after `--`: its arguments and SNP digest.
+fn launch(words: &[String]) -> Result<(super::measure::Args, [u8; 48]), String> {
+    use clap::Parser;
+    let l = Launch::try_parse_from(words).map_err(|e| {
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        format!("the launch after --: {first}")
+    })?;
+    let mut m = l.measure;
+    // The digest of the launch itself: an ID block the file already has is replaced (signing)
+    // or compared here (--verify-igvm), not checked by `measure`.
+    m.ignore_idblock = true;
+    if m.mode.mode != vmsa_core::SevMode::Snp || m.mode.ovmf_hash {
+        return Err(
+            "the launch after --: ID blocks are for SNP launches (--mode snp or snp:svsm)".into(),
+        );
+    }
+    if m.dump_vmsa || m.tik.is_some() || m.json || m.explain {
+        return Err(
+            "the launch after --: --dump-vmsa, --tik, --json and --explain are for vmsa measure"
+                .into(),
+        );
+    }
+    let d = super::measure::launch_digest(&m).map_err(|e| format!("the launch after --: {e}"))?;
+    let d: [u8; 48] = d
+        .try_into()
+        .map_err(|_| "the launch after --: not an SNP digest")?;
+    Ok((m, d))
+}
+
+/// `vmsa id-block`.
+pub fn run(args: &Args) -> CmdResult {
+    if let Some(path) = &args.verify_igvm {
+        return verify_igvm(args, path);
+    }
+    if let Some(pair) = &args.verify {
+        let (block, auth) = parse_pair("--verify", pair)?;
         let keys = verify_id_auth(&block, &auth);
         let ld_ok = match &args.measurement {
             Some(m) => bytes_of("--measurement", m, 48)? == block.ld,
@@ -121,12 +193,47 @@ pub fn run(args: &Args) -> CmdResult {
             }
         }
     } else {
-        let ld = bytes_of(
-            "--measurement",
-            args.measurement.as_deref().unwrap_or(""),
-            48,
-        )?;
-        let ld: [u8; 48] = ld.try_into().map_err(|_| "--measurement: 48 bytes")?;
+        let (ld, measure) = match &args.measurement {
+            Some(m) => {
+                let ld = bytes_of("--measurement", m, 48)?;
+                let ld: [u8; 48] = ld.try_into().map_err(|_| "--measurement: 48 bytes")?;
+                (ld, None)
+            }
+            None => {
+                let (m, ld) = launch(&args.launch)?;
+                (ld, Some(m))
+            }
+        };
+        let igvm = match (
+            &args.igvm_out,
+            measure.as_ref().and_then(|m| m.igvm.as_ref()),
+        ) {
+            (Some(out), Some(input)) => Some((input, out)),
+            (Some(_), None) => {
+                return Err(
+                    "--igvm-out needs the launch of an IGVM file (-- --mode snp --igvm FILE)"
+                        .into(),
+                );
+            }
+            (None, _) => None,
+        };
+        let igvm_in = match igvm {
+            Some((input, _)) => Some(files::read(input, limits::IGVM)?),
+            None => None,
+        };
+        let policy = match (&igvm_in, args.policy) {
+            (Some(bytes), given) => {
+                let file_policy = super::igvm_sign::snp_policy(bytes)?;
+                if given.is_some_and(|p| p != file_policy) {
+                    return Err(format!(
+                        "--policy {:#x}: the IGVM file's SNP GUEST_POLICY is {file_policy:#x}, and QEMU puts the file's in the ID block",
+                        given.unwrap_or(0)
+                    ));
+                }
+                file_policy
+            }
+            (None, given) => given.unwrap_or(0x30000),
+        };
         let id_path = args.id_key.as_ref().ok_or("--id-key is needed")?;
         let id_key = key(id_path)?;
         let author = args.author_key.as_deref().map(key).transpose()?;
@@ -135,11 +242,19 @@ pub fn run(args: &Args) -> CmdResult {
             id16("family-id", &args.family_id)?,
             id16("image-id", &args.image_id)?,
             args.guest_svn,
-            args.policy,
+            policy,
         );
         let auth = id_auth(&block, &id_key, author.as_ref());
         let id_digest = auth.id_key.digest();
         let author_digest = author.as_ref().map(|_| auth.author_key.digest());
+        if let (Some((input, out)), Some(bytes)) = (igvm, &igvm_in) {
+            let signed = super::igvm_sign::with_id_block(bytes, &block, &auth, author.is_some())
+                .map_err(|e| format!("{}: {e}", input.display()))?;
+            // Parsed back: our reader and the igvm crate accept it, and it launches with the
+            // digest the block binds.
+            super::igvm_sign::check_signed(&signed, measure.as_ref(), &ld)?;
+            super::output::write_file(out, &signed)?;
+        }
         if args.json {
             let out = json!({
                 "id_block": B64.encode(block.as_bytes()),
@@ -164,6 +279,59 @@ pub fn run(args: &Args) -> CmdResult {
                 crate::outln!("author_key: {}", B64.encode(d));
             }
         }
+        if let Some((_, out)) = igvm {
+            crate::errln!(
+                "vmsa id-block: wrote {} with the SNP_ID_BLOCK",
+                out.display()
+            );
+            if author.is_some() {
+                crate::errln!(
+                    "vmsa id-block: note: QEMU sets AUTHOR_KEY_EN from `sev-snp-guest,author-key-enabled=on`, not from the file"
+                );
+            }
+        }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `--verify-igvm FILE`: the file's SNP_ID_BLOCK as QEMU passes it to the firmware.
+fn verify_igvm(args: &Args, path: &std::path::Path) -> CmdResult {
+    let words: Vec<String> = if args.launch.is_empty() {
+        ["--mode", "snp", "--igvm"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(std::iter::once(path.display().to_string()))
+            .collect()
+    } else {
+        args.launch.clone()
+    };
+    let (_, digest) = launch(&words)?;
+    let bytes = files::read(path, limits::IGVM)?;
+    let (block, auth, _) =
+        super::igvm_sign::id_block_of(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    match verify_id_auth(&block, &auth) {
+        Ok(_) if block.ld != digest => {
+            crate::outln!(
+                "FAIL: the SNP_ID_BLOCK binds launch digest {}, the launch's is {}",
+                hex(&block.ld),
+                hex(&digest)
+            );
+            Ok(ExitCode::from(1))
+        }
+        Ok(k) => {
+            crate::outln!("ID block verifies: launch digest {}", hex(&block.ld));
+            crate::outln!("policy:            {:#x}", block.policy);
+            crate::outln!("id_key_digest:     {}", hex(&k.id_key_digest));
+            match k.author_key_digest {
+                Some(a) => crate::outln!("author_key_digest: {}", hex(&a)),
+                None => crate::outln!("author_key_digest: none (no author key)"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            crate::outln!("FAIL: {e}");
+            Ok(ExitCode::from(1))
+        }
     }
 }

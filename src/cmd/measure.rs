@@ -16,7 +16,7 @@ use vmsa_core::flags::SevFeatures;
 use vmsa_core::hash_table::SevHashes;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::launch::{
-    self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig, MAX_FIRMWARE_SIZE,
+    self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig, MAX_FIRMWARE_SIZE, SvsmProfile,
 };
 use vmsa_core::measure::{ItemKind, MeasuredItem, Observer};
 use vmsa_core::ovmf::OvmfImage;
@@ -27,7 +27,7 @@ use vmsa_pagehash::Parallel;
 /// Arguments of `vmsa measure` (sev-snp-measure's, plus `--igvm`, `--json`, `--explain`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Guest mode: sev, seves (or sev-es), snp, snp:ovmf-hash.
+    /// Guest mode: sev, seves (or sev-es), snp, snp:ovmf-hash, snp:svsm.
     #[arg(long, value_parser = parse_mode_arg)]
     pub mode: ModeArg,
     /// Number of guest vCPUs (required except in sev mode; with --igvm, default the file's).
@@ -57,9 +57,9 @@ pub struct Args {
     /// The guest features (VMSA sev_features) for snp, any base; default 0x1.
     #[arg(long, value_name = "VALUE", value_parser = parse_int, default_value = "0x1")]
     pub guest_features: u64,
-    /// Measurement output format.
-    #[arg(long, value_enum, default_value = "hex")]
-    pub output_format: OutputFormat,
+    /// Measurement output format (default hex; with --tik base64, as sevctl prints it).
+    #[arg(long, value_enum)]
+    pub output_format: Option<OutputFormat>,
     /// Print `Calculated <MODE> guest measurement: <digest>`.
     #[arg(short, long)]
     pub verbose: bool,
@@ -89,10 +89,11 @@ pub struct Args {
     #[arg(long, conflicts_with = "ovmf", value_name = "PROFILE", default_value = "spec", value_parser = parse_igvm_profile)]
     pub igvm_profile: IgvmProfile,
     /// SEV/SEV-ES: print the platform's LAUNCH_MEASURE instead of the digest, HMAC-SHA-256
-    /// under this transport integrity key (16 bytes, raw or hex), followed by --nonce: the 48
-    /// bytes QEMU's `query-sev-launch-measure` returns (as `sevctl measurement build`).
-    #[arg(long, value_name = "PATH", requires_all = ["nonce", "api_major", "api_minor", "build", "policy"])]
-    pub tik: Option<PathBuf>,
+    /// under this transport integrity key (a path to its 16 bytes, or base64/hex, as `sevctl
+    /// measurement build --tik` takes it), followed by the nonce: the 48 bytes QEMU's
+    /// `query-sev-launch-measure` returns.
+    #[arg(long, value_name = "PATH|BASE64", requires_all = ["api_major", "api_minor", "build", "policy"])]
+    pub tik: Option<String>,
     /// The kernel's SHA-256 (hex) instead of --kernel: for pipelines that hash at build time.
     #[arg(long, value_name = "HEX", conflicts_with = "kernel")]
     pub kernel_hash: Option<String>,
@@ -101,11 +102,21 @@ pub struct Args {
     pub initrd_hash: Option<String>,
     /// With --kernel-hash: the SHA-256 of the command line *with its terminating NUL* (as QEMU
     /// hashes it; default: of a lone NUL, as for no --append).
-    #[arg(long, value_name = "HEX", requires = "kernel_hash")]
+    #[arg(
+        long,
+        visible_alias = "cmdline-hash",
+        value_name = "HEX",
+        requires = "kernel_hash"
+    )]
     pub append_hash: Option<String>,
-    /// With --tik: the firmware's MNONCE (16 bytes, hex or base64).
-    #[arg(long, requires = "tik")]
+    /// With --tik: the firmware's MNONCE (16 bytes: a path, or base64/hex).
+    #[arg(long, requires = "tik", conflicts_with = "launch_measure_blob")]
     pub nonce: Option<String>,
+    /// With --tik: the LAUNCH_MEASURE blob the platform returned (48 bytes, a path or base64, as
+    /// QEMU's `query-sev-launch-measure` or `virsh domlaunchsecinfo` give it): its nonce is used,
+    /// and its measure checked against the one computed (exit 1 if they differ).
+    #[arg(long, value_name = "PATH|BASE64", requires = "tik")]
+    pub launch_measure_blob: Option<String>,
     /// With --tik: the platform's API major version (`sevctl show` or QEMU's `query-sev`).
     #[arg(long, requires = "tik", value_parser = parse_u8)]
     pub api_major: Option<u8>,
@@ -113,11 +124,31 @@ pub struct Args {
     #[arg(long, requires = "tik", value_parser = parse_u8)]
     pub api_minor: Option<u8>,
     /// With --tik: the firmware build.
-    #[arg(long, requires = "tik", value_parser = parse_u8)]
+    #[arg(long, visible_alias = "build-id", requires = "tik", value_parser = parse_u8)]
     pub build: Option<u8>,
     /// With --tik: the guest policy (QEMU `sev-guest,policy=`).
     #[arg(long, requires = "tik", value_parser = super::args::parse_u32)]
     pub policy: Option<u32>,
+    /// snp:svsm: the COCONUT-SVSM binary, loaded below OVMF and its variable store.
+    #[arg(long, value_name = "PATH", conflicts_with = "igvm")]
+    pub svsm: Option<PathBuf>,
+    /// snp:svsm: the size of the OVMF_VARS file in bytes (conflicts with --vars-file).
+    #[arg(long, value_name = "SIZE", value_parser = parse_int, conflicts_with = "vars_file")]
+    pub vars_size: Option<u64>,
+    /// snp:svsm: the OVMF_VARS file, for its size (conflicts with --vars-size).
+    #[arg(long, value_name = "PATH")]
+    pub vars_file: Option<PathBuf>,
+    /// snp:svsm: whose SVSM VMSA to measure: `launch` (the launch the mode models, as it was
+    /// measured: MXCSR and FCW 0) or `sev-snp-measure` (0.0.13's page, MXCSR 0x1f80: a peer bug).
+    #[arg(long, value_name = "PROFILE", default_value = "launch", value_parser = parse_svsm_profile)]
+    pub svsm_profile: SvsmProfile,
+}
+
+fn parse_svsm_profile(s: &str) -> Result<SvsmProfile, String> {
+    SvsmProfile::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = SvsmProfile::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown SVSM profile {s:?} (one of {})", names.join(", "))
+    })
 }
 
 fn parse_u8(s: &str) -> Result<u8, String> {
@@ -125,14 +156,24 @@ fn parse_u8(s: &str) -> Result<u8, String> {
     u8::try_from(v).map_err(|_| format!("{s:?} does not fit in a byte"))
 }
 
-/// `--tik`/`--nonce`: 16 bytes, from a raw file or hex text (files), or hex/base64 (nonce).
-fn sixteen(what: &str, bytes: &[u8]) -> Result<[u8; 16], Failure> {
-    if let Ok(raw) = <[u8; 16]>::try_from(bytes) {
-        return Ok(raw);
+/// `--tik`, `--nonce`, `--launch-measure-blob`: `len` bytes, as sevctl takes them: a path (the
+/// raw bytes, or their hex or base64 text) when one exists by that name, else base64 (or hex).
+fn path_or_base64(what: &str, arg: &str, len: usize) -> Result<Vec<u8>, Failure> {
+    let path = Path::new(arg);
+    let text = if path.is_file() {
+        let bytes = files::read(path, 1024).map_err(fail)?;
+        if bytes.len() == len {
+            return Ok(bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        arg.to_owned()
+    };
+    let v = super::args::hex_or_base64(what, &text, len, false).map_err(usage)?;
+    match v.len() == len {
+        true => Ok(v),
+        false => Err(usage(format!("{what}: {len} bytes"))),
     }
-    let v = super::args::hex_or_base64(what, &String::from_utf8_lossy(bytes), 16, false)
-        .map_err(usage)?;
-    <[u8; 16]>::try_from(v.as_slice()).map_err(|_| usage(format!("{what}: 16 bytes")))
 }
 
 fn parse_igvm_profile(s: &str) -> Result<IgvmProfile, String> {
@@ -149,6 +190,8 @@ pub struct ModeArg {
     pub mode: SevMode,
     /// `snp:ovmf-hash`.
     pub ovmf_hash: bool,
+    /// `snp:svsm`.
+    pub svsm: bool,
 }
 
 impl ModeArg {
@@ -156,6 +199,7 @@ impl ModeArg {
     fn name(self) -> &'static str {
         match (self.mode, self.ovmf_hash) {
             (_, true) => "snp:ovmf-hash",
+            _ if self.svsm => "snp:svsm",
             (SevMode::Sev, _) => "sev",
             (SevMode::SevEs, _) => "seves",
             (SevMode::Snp, _) => "snp",
@@ -168,19 +212,28 @@ fn parse_mode_arg(s: &str) -> Result<ModeArg, String> {
         return Ok(ModeArg {
             mode,
             ovmf_hash: false,
+            svsm: false,
         });
     }
     match s {
         "snp:ovmf-hash" => Ok(ModeArg {
             mode: SevMode::Snp,
             ovmf_hash: true,
+            svsm: false,
         }),
-        "snp:svsm" => Err(
-            "snp:svsm is not supported by vmsa measure (measure the SVSM's IGVM file with --igvm)"
-                .into(),
-        ),
+        // sev-snp-measure: any case, and `sev-snp:svsm`.
+        _ if ["snp:svsm", "sev-snp:svsm"]
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(s)) =>
+        {
+            Ok(ModeArg {
+                mode: SevMode::Snp,
+                ovmf_hash: false,
+                svsm: true,
+            })
+        }
         _ => Err(format!(
-            "invalid mode '{s}' (sev, seves, sev-es, snp, snp:ovmf-hash)"
+            "invalid mode '{s}' (sev, seves, sev-es, snp, snp:ovmf-hash, snp:svsm)"
         )),
     }
 }
@@ -227,7 +280,27 @@ pub fn run(args: &Args) -> super::CmdResult {
 /// The launch configuration the arguments describe (the vCPU count of an IGVM file is
 /// resolved from the file when not given).
 fn config(args: &Args) -> Result<LaunchConfig, Failure> {
-    let ModeArg { mode, ovmf_hash } = args.mode;
+    let ModeArg {
+        mode,
+        ovmf_hash,
+        svsm,
+    } = args.mode;
+    if !svsm && (args.svsm.is_some() || args.vars_size.is_some() || args.vars_file.is_some()) {
+        return Err(usage(
+            "--svsm, --vars-size and --vars-file are for --mode snp:svsm",
+        ));
+    }
+    if svsm && args.svsm.is_none() {
+        return Err(usage("snp:svsm mode requires --svsm PATH"));
+    }
+    if svsm && args.vars_size.is_none() && args.vars_file.is_none() {
+        return Err(usage("snp:svsm mode requires --vars-size or --vars-file"));
+    }
+    if svsm && args.igvm.is_some() {
+        return Err(usage(
+            "snp:svsm measures OVMF and an SVSM binary, not --igvm",
+        ));
+    }
     let vcpus = match (args.vcpus, mode, ovmf_hash) {
         (Some(v), _, _) => v,
         // An IGVM file carries its own VP contexts (`measure` resolves the count from it).
@@ -242,7 +315,7 @@ fn config(args: &Args) -> Result<LaunchConfig, Failure> {
     };
     if args.dump_vmsa && (ovmf_hash || mode == SevMode::Sev) {
         return Err(usage(
-            "--dump-vmsa is only available in the seves and snp modes",
+            "--dump-vmsa is only available in the seves, snp and snp:svsm modes",
         ));
     }
     // Unlike sev-snp-measure 0.0.13, family 0 and signature 0 are accepted (fixed upstream
@@ -297,6 +370,7 @@ fn config(args: &Args) -> Result<LaunchConfig, Failure> {
         native_zero: args.native_zero,
         profile: args.igvm_profile,
     };
+    cfg.svsm = args.svsm_profile;
     Ok(cfg)
 }
 
@@ -316,6 +390,24 @@ impl Observer for Items {
 }
 
 fn measure(args: &Args) -> Result<(), Failure> {
+    let (digest, cfg, items) = compute(args)?;
+    if let Some(tik_path) = &args.tik {
+        return print_launch_measure(args, tik_path, &digest);
+    }
+    print(args, &cfg, &digest, &items.items)
+}
+
+/// The launch digest `vmsa measure ARGS` prints (for `vmsa id-block`), or why there is none:
+/// the message `vmsa measure` would print.
+pub fn launch_digest(args: &Args) -> Result<Vec<u8>, String> {
+    match compute(args) {
+        Ok((digest, _, _)) => Ok(digest),
+        Err(Failure::Usage(m) | Failure::Measure(m)) => Err(m),
+    }
+}
+
+/// The digest, the resolved configuration and the measured items (`--dump-vmsa` written).
+fn compute(args: &Args) -> Result<(Vec<u8>, LaunchConfig, Items), Failure> {
     let mut cfg = config(args)?;
     let seed = match &args.snp_ovmf_hash {
         None => None,
@@ -367,7 +459,7 @@ fn measure(args: &Args) -> Result<(), Failure> {
                 )));
             }
         }
-        return print(args, &cfg, digest.bytes(), &items.items);
+        return Ok((digest.bytes().to_vec(), cfg, items));
     }
     let path = args
         .ovmf
@@ -379,9 +471,34 @@ fn measure(args: &Args) -> Result<(), Failure> {
     if args.mode.ovmf_hash {
         let (d, items) = launch::firmware_digest(image.bytes(), &hasher, items)
             .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-        return print(args, &cfg, &d, &items.items);
+        return Ok((d.to_vec(), cfg, items));
     }
-    let fw = Firmware::Ovmf(fw);
+    let svsm_image;
+    let fw = match &args.svsm {
+        Some(svsm_path) if args.mode.svsm => {
+            if args.snp_ovmf_hash.is_some() {
+                return Err(fail(launch::LaunchError::SvsmSeed));
+            }
+            let vars_size = match (&args.vars_file, args.vars_size) {
+                (Some(f), _) => std::fs::metadata(f)
+                    .map_err(|e| fail(format!("{}: {e}", f.display())))?
+                    .len(),
+                (None, Some(n)) => n,
+                (None, None) => {
+                    return Err(usage("snp:svsm mode requires --vars-size or --vars-file"));
+                }
+            };
+            svsm_image = FirmwareFile::open(svsm_path, MAX_FIRMWARE_SIZE).map_err(fail)?;
+            let svsm = OvmfImage::parse(svsm_image.bytes())
+                .map_err(|e| fail(format!("{}: {e}", svsm_path.display())))?;
+            Firmware::Svsm {
+                ovmf: fw,
+                svsm,
+                vars_size,
+            }
+        }
+        _ => Firmware::Ovmf(fw),
+    };
     let l = Launch::new(&fw, &cfg).map_err(fail)?;
     let (digest, items) = match seed {
         Some(seed) => l.digest_from_seed(seed, items),
@@ -397,20 +514,28 @@ fn measure(args: &Args) -> Result<(), Failure> {
         )
         .map_err(fail)?;
     }
-    if let Some(tik_path) = &args.tik {
-        return print_launch_measure(args, tik_path, digest.bytes());
-    }
-    print(args, &cfg, digest.bytes(), &items.items)
+    Ok((digest.bytes().to_vec(), cfg, items))
 }
 
-/// `--tik`: the LAUNCH_MEASURE blob (measure ‖ nonce) of an SEV/SEV-ES launch digest.
-fn print_launch_measure(args: &Args, tik_path: &Path, ld: &[u8]) -> Result<(), Failure> {
+/// `--tik`: the LAUNCH_MEASURE blob (measure ‖ nonce) of an SEV/SEV-ES launch digest, printed
+/// in base64 as `sevctl measurement build` prints it (or hex with `--output-format hex`).
+fn print_launch_measure(args: &Args, tik: &str, ld: &[u8]) -> Result<(), Failure> {
     let ld: &[u8; 32] = ld
         .try_into()
         .map_err(|_| usage("--tik is for --mode sev and seves (their digest is SHA-256)"))?;
-    let tik = super::files::read(tik_path, 1024).map_err(fail)?;
-    let tik = sixteen("--tik", &tik)?;
-    let nonce = sixteen("--nonce", args.nonce.as_deref().unwrap_or("").as_bytes())?;
+    let sixteen = |v: Vec<u8>| <[u8; 16]>::try_from(v.as_slice()).unwrap_or_default();
+    let tik = sixteen(path_or_base64("--tik", tik, 16)?);
+    let blob = match &args.launch_measure_blob {
+        Some(b) => Some(path_or_base64("--launch-measure-blob", b, 48)?),
+        None => None,
+    };
+    let nonce = match (&args.nonce, &blob) {
+        (Some(n), _) => sixteen(path_or_base64("--nonce", n, 16)?),
+        (None, Some(b)) => sixteen(b.get(32..).unwrap_or_default().to_vec()),
+        (None, None) => {
+            return Err(usage("--tik needs --nonce or --launch-measure-blob"));
+        }
+    };
     let input = vmsa_core::measure::sev::LaunchMeasureInput {
         ld,
         api_major: args.api_major.unwrap_or(0),
@@ -419,15 +544,25 @@ fn print_launch_measure(args: &Args, tik_path: &Path, ld: &[u8]) -> Result<(), F
         policy: args.policy.unwrap_or(0),
         mnonce: &nonce,
     };
-    let mut blob = vmsa_core::measure::sev::launch_measure(&input, &tik).to_vec();
-    blob.extend_from_slice(&nonce);
+    let measure = vmsa_core::measure::sev::launch_measure(&input, &tik);
+    let mut out = measure.to_vec();
+    out.extend_from_slice(&nonce);
     crate::outln!(
         "{}",
-        match args.output_format {
-            OutputFormat::Hex => hex(&blob),
-            OutputFormat::Base64 => base64(&blob),
+        match args.output_format.unwrap_or(OutputFormat::Base64) {
+            OutputFormat::Hex => hex(&out),
+            OutputFormat::Base64 => base64(&out),
         }
     );
+    if let Some(given) = blob.as_ref().and_then(|b| b.get(..32)) {
+        if given != measure {
+            return Err(fail(format!(
+                "the platform's LAUNCH_MEASURE {} is not the one this launch gives ({}): the digest, the TIK, the API version, build or policy differ",
+                base64(given),
+                base64(&measure)
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -463,7 +598,10 @@ fn print(
     digest: &[u8],
     items: &[MeasuredItem],
 ) -> Result<(), Failure> {
-    let text = match (args.mode.ovmf_hash, args.output_format) {
+    let text = match (
+        args.mode.ovmf_hash,
+        args.output_format.unwrap_or(OutputFormat::Hex),
+    ) {
         // sev-snp-measure prints the ovmf hash as hex whatever the format.
         (true, _) | (_, OutputFormat::Hex) => hex(digest),
         (_, OutputFormat::Base64) => base64(digest),
@@ -477,7 +615,10 @@ fn print(
         if args.verbose && !args.mode.ovmf_hash {
             crate::outln!(
                 "Calculated {} guest measurement: {text}",
-                args.mode.mode.peer_name()
+                match args.mode.svsm {
+                    true => "SEV_SNP_SVSM",
+                    false => args.mode.mode.peer_name(),
+                }
             );
         } else {
             crate::outln!("{text}");
@@ -489,6 +630,7 @@ fn print(
 fn describe(kind: &ItemKind) -> String {
     match kind {
         ItemKind::Firmware => "firmware".into(),
+        ItemKind::Svsm => "svsm".into(),
         ItemKind::MetadataSection { section_type } => {
             format!("section {}", vmsa_core::ovmf::SectionType(*section_type))
         }

@@ -5,6 +5,7 @@ pub mod args;
 pub mod diff;
 pub mod files;
 pub mod id_block;
+pub mod igvm_sign;
 pub mod inspect;
 pub mod measure;
 pub mod output;

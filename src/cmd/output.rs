@@ -267,6 +267,29 @@ pub fn write_pages<'v>(
     Ok(())
 }
 
+/// Writes `bytes` to `path`, all or nothing: a temporary file beside it, synced, then renamed
+/// over it. An error, SIGINT or SIGTERM before the rename leaves `path` as it was.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let stop = Stop::install()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} names no file", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = TempDir::new(&parent, &name)?;
+    let staged = tmp.0.join(&name);
+    File::create(&staged)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    stop.check()?;
+    fs::rename(&staged, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    sync_dir(&parent)
+}
+
 /// The `vmsaN.bin` files in `dir`.
 fn page_files(dir: &Path) -> Result<Vec<String>, String> {
     let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;

@@ -8,6 +8,7 @@ use super::output::{hex, print_vmsa};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use vmsa_core::id_block::{IdAuthInfo, IdBlock};
 use vmsa_core::igvm::igvm_defs::IgvmVariableHeaderType;
 use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice, header_type_name, platform_name};
 use vmsa_core::kvm::VmmPath;
@@ -49,6 +50,20 @@ pub struct Args {
     /// --igvm the file's GUEST_POLICY.
     #[arg(long, value_name = "POLICY", value_parser = parse_int)]
     pub policy: Option<u64>,
+    /// With --launch snp: the ID block and its authentication information QEMU's
+    /// `sev-snp-guest` takes (`id-block=BASE64,id-auth=BASE64`, as `vmsa id-block` prints it).
+    /// With --igvm the file's SNP_ID_BLOCK is used, as QEMU does.
+    #[arg(long, value_name = "PAIR", requires = "launch")]
+    pub id_block: Option<String>,
+    /// With --launch snp and an ID block: AUTHOR_KEY_EN (QEMU `author-key-enabled=on`).
+    #[arg(long, requires = "launch")]
+    pub author_key_enabled: bool,
+    /// With --launch snp: HOST_DATA, 32 bytes (base64 or hex; QEMU `host-data`).
+    #[arg(long, value_name = "DATA", requires = "launch")]
+    pub host_data: Option<String>,
+    /// With --launch snp: VCEK_DISABLED (QEMU `vcek-disabled=on`).
+    #[arg(long, requires = "launch")]
+    pub vcek_disabled: bool,
     /// Refuse VMSAs with any field the vCPUs cannot hold, before any vCPU is touched.
     #[arg(long)]
     pub strict: bool,
@@ -94,8 +109,9 @@ pub fn run(args: &Args) -> CmdResult {
     };
     if let Some(m) = args.launch {
         let policy = args.policy.unwrap_or(sev::SNP_POLICY_DEFAULT);
+        let finish = finish(args, None)?;
         crate::outln!("{} launch of {} vCPUs:", m.name(), vmsas.len());
-        let (report, result) = sev::launch(&launch, &config, policy);
+        let (report, result) = sev::launch_with(&launch, &config, policy, &finish);
         return print_launch(&report, result);
     }
     run_vcpus(&vmsas, &config, args.strict, limits, |_| Ok(()))
@@ -188,8 +204,16 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
             .policy
             .or_else(|| guest_policy(file, mask))
             .unwrap_or(sev::SNP_POLICY_DEFAULT);
+        let from_file = match (m, &args.id_block) {
+            (SevMode::Snp, None) if has_id_block(file, mask) => {
+                let bytes = file.bytes();
+                Some(super::igvm_sign::id_block_of(bytes).map_err(|e| fail(&e))?)
+            }
+            _ => None,
+        };
+        let finish = finish(args, from_file)?;
         crate::outln!("{m} launch of {} vCPUs from IGVM:", entries.len());
-        let (report, result) = sev::launch(&launch, &config, policy);
+        let (report, result) = sev::launch_with(&launch, &config, policy, &finish);
         if let Some(d) = &report.file_digest_difference {
             crate::outln!(
                 "  note: KVM's launch digest differs from the file's own (vmsa measure --igvm): {d}"
@@ -216,6 +240,48 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
             );
         }
         Ok(())
+    })
+}
+
+/// Whether the platform has an `SNP_ID_BLOCK`.
+fn has_id_block(file: &IgvmFile<'_>, mask: u32) -> bool {
+    file.directives(mask)
+        .any(|e| matches!(e.header, Header::SnpIdBlock(_)))
+}
+
+/// What `SNP_LAUNCH_FINISH` takes from the flags (`--id-block`, or the IGVM file's block with
+/// QEMU's AUTHOR_KEY_EN from `--author-key-enabled` alone; `--host-data`, `--vcek-disabled`).
+fn finish(
+    args: &Args,
+    from_file: Option<(IdBlock, IdAuthInfo, bool)>,
+) -> Result<sev::SnpFinish, String> {
+    if args.launch != Some(SevMode::Snp)
+        && (args.id_block.is_some() || args.host_data.is_some() || args.vcek_disabled)
+    {
+        return Err("--id-block, --host-data and --vcek-disabled are for --launch snp".into());
+    }
+    let pair = match &args.id_block {
+        Some(p) => Some(super::id_block::parse_pair("--id-block", p)?),
+        None => from_file.map(|(b, a, _)| (b, a)),
+    };
+    if args.author_key_enabled && pair.is_none() {
+        return Err("--author-key-enabled needs an ID block".into());
+    }
+    let host_data = match &args.host_data {
+        Some(t) => {
+            let v = super::args::hex_or_base64("--host-data", t, 32, false)?;
+            <[u8; 32]>::try_from(v.as_slice()).map_err(|_| "--host-data: 32 bytes")?
+        }
+        None => [0; 32],
+    };
+    Ok(sev::SnpFinish {
+        id: pair.map(|(block, auth)| sev::SnpIdBlock {
+            block,
+            auth: Box::new(auth),
+            author_key_en: args.author_key_enabled,
+        }),
+        host_data,
+        vcek_disabled: args.vcek_disabled,
     })
 }
 

@@ -264,4 +264,76 @@ pub enum LaunchError {
         .0.name()
     )]
     DigestOnlyProfile(IgvmProfile),
+    /// `snp:svsm`: the OVMF variable store is not a non-zero multiple of 4 KiB (QEMU's pflash,
+    /// `pc_system_flash_map`: "its size must be a non-zero multiple of 0x1000").
+    #[error(
+        "the OVMF variable store size is {size:#x} bytes; QEMU's pflash needs a non-zero multiple of 0x1000"
+    )]
+    VarsSize {
+        /// The size given.
+        size: u64,
+    },
+    /// `snp:svsm`: the SVSM image is not whole pages.
+    #[error("the SVSM image has {len:#x} bytes, not a non-zero multiple of 4 KiB")]
+    SvsmNotPageMultiple {
+        /// Its length.
+        len: u64,
+    },
+    /// `snp:svsm`: the SVSM image does not fit below OVMF and its variable store.
+    #[error(
+        "the SVSM image ({svsm_len:#x} bytes) does not fit below OVMF ({ovmf_len:#x} bytes) and its variable store ({vars_size:#x} bytes) under 4 GiB"
+    )]
+    SvsmDoesNotFit {
+        /// OVMF code length.
+        ovmf_len: u64,
+        /// Variable store size.
+        vars_size: u64,
+        /// SVSM length.
+        svsm_len: u64,
+    },
+    /// `snp:svsm`: no `SVSM_INFO` entry in the SVSM's footer table (sev-snp-measure: "Can't
+    /// find SVSM_INFO_GUID entry in SVSM table").
+    #[error(
+        "Can't find SVSM_INFO_GUID entry in SVSM table (GUID a789a612-0597-4c4b-a49f-cbb1fe9d1ddd, the SVSM's launch offset)"
+    )]
+    NoSvsmInfo,
+    /// `snp:svsm`: the `SVSM_INFO` launch offset is outside the image.
+    #[error("the SVSM's launch offset {offset:#x} is outside its {len:#x}-byte image")]
+    SvsmEntryOutside {
+        /// The offset.
+        offset: u32,
+        /// Image length.
+        len: u64,
+    },
+    /// `snp:svsm` with a VMM other than QEMU (sev-snp-measure: "SVSM mode is only implemented
+    /// for Qemu").
+    #[error("SVSM mode is only implemented for QEMU (coconut-svsm's QEMU fork), not {}", .0.name())]
+    SvsmVmm(crate::reset::VmmType),
+    /// `snp:svsm` with kernel hashes: the mode launches the SVSM's metadata and no kernel.
+    #[error(
+        "snp:svsm measures no kernel, initrd or command line (the SVSM's metadata is launched, which has no kernel-hashes page)"
+    )]
+    SvsmKernel,
+    /// `snp:svsm` with guest features other than SNP_ACTIVE.
+    #[error(
+        "snp:svsm: the SVSM's VMSA has sev_features 0x1 (SNP_ACTIVE) in the launch this mode models; guest features {0:#x} cannot apply (sev-snp-measure ignores them silently)"
+    )]
+    SvsmFeatures(u64),
+    /// `snp:svsm` in a mode other than SNP.
+    #[error("an SVSM launch is SEV-SNP only, not {0}")]
+    SvsmNotSnp(crate::mode::SevMode),
+    /// `snp:svsm` from a precomputed OVMF digest (sev-snp-measure: "SNP OVMF hash only works
+    /// with SNP").
+    #[error("a precomputed OVMF hash (--snp-ovmf-hash) only works with snp, not snp:svsm")]
+    SvsmSeed,
+    /// `snp:svsm`: OVMF, its variables and the SVSM exceed what QEMU maps as pflash.
+    #[error(
+        "OVMF, its variable store and the SVSM hold {total:#x} bytes together; QEMU maps at most {max:#x} of pflash (max-fw-size: 8 MiB by default, 16 MiB at most: \"combined size of system firmware exceeds\")"
+    )]
+    SvsmFirmwareTooLarge {
+        /// The three sizes' sum.
+        total: u64,
+        /// The 16 MiB ceiling.
+        max: u64,
+    },
 }

@@ -39,13 +39,17 @@ mod error;
 mod igvm;
 mod igvm_vmsas;
 mod ovmf;
+mod svsm;
 mod update;
 mod vmsas;
 
-pub use config::{IgvmOptions, IgvmProfile, LaunchConfig, MAX_VCPUS, default_features};
+pub use config::{
+    IgvmOptions, IgvmProfile, LaunchConfig, MAX_VCPUS, SvsmProfile, default_features,
+};
 pub use error::LaunchError;
 pub use igvm::FileDigestDifference;
 pub use ovmf::{MAX_FIRMWARE_SIZE, SectionPolicy};
+pub use svsm::{MAX_PFLASH_SIZE, svsm_entry, svsm_gpa, svsm_vmsa};
 pub use update::{LaunchUpdate, UpdateSource, outside_memory};
 pub use vmsas::{LaunchVmsa, VmsaSource, vcpu_vmsa};
 
@@ -69,6 +73,16 @@ use vmsas::OvmfVmsas;
 pub enum Firmware<'a> {
     /// An OVMF image, placed so that it ends at 4 GiB.
     Ovmf(OvmfImage<'a>),
+    /// COCONUT-SVSM and OVMF without IGVM (sev-snp-measure's `snp:svsm`): OVMF ending at 4 GiB,
+    /// its variable store below it, the SVSM below that ([`svsm_gpa`]); SNP only.
+    Svsm {
+        /// The OVMF code image.
+        ovmf: OvmfImage<'a>,
+        /// The SVSM image (an OVMF-style footer table with `SVSM_INFO` and `ASEV` metadata).
+        svsm: OvmfImage<'a>,
+        /// The size of the OVMF variable store between them (QEMU's pflash1).
+        vars_size: u64,
+    },
     /// An IGVM file, on one of its platforms (which decides the mode).
     Igvm {
         /// The file.
@@ -157,7 +171,9 @@ impl<'f, 'a> Launch<'f, 'a> {
                     refusal::snp_bit(cfg.mode, cfg.guest_features.bits())?;
                 }
                 let metadata = match cfg.mode {
-                    SevMode::Snp => Some(ovmf::check_snp_metadata(fw, cfg.kernel.as_ref())?),
+                    SevMode::Snp => {
+                        Some(ovmf::check_snp_metadata(fw, fw.gpa(), cfg.kernel.as_ref())?)
+                    }
                     _ => None,
                 };
                 let vmsas = match has_vmsas {
@@ -171,6 +187,31 @@ impl<'f, 'a> Launch<'f, 'a> {
                     firmware,
                     config: cfg,
                     vmsas,
+                    plan: Plan::Ovmf(plan),
+                }
+            }
+            Firmware::Svsm {
+                ovmf,
+                svsm,
+                vars_size,
+            } => {
+                check_firmware_size(ovmf.bytes())?;
+                if cfg.mode != SevMode::Snp {
+                    return Err(LaunchError::SvsmNotSnp(cfg.mode));
+                }
+                svsm::check_config(&cfg)?;
+                refusal::vcpu_count(cfg.vcpus, cfg.max_vcpus)?;
+                let svsm_len = svsm.bytes().len() as u64;
+                let gpa = svsm_gpa(ovmf.bytes().len() as u64, *vars_size, svsm_len)?;
+                let entry = svsm_entry(svsm, gpa)?;
+                let metadata = ovmf::check_snp_metadata(svsm, gpa, None)?;
+                let vmsa = svsm_vmsa(entry, cfg.signature, cfg.svsm);
+                let plan = OvmfPlan::new(ovmf, cfg.mode, cfg.vmm, None, None, cfg.vcpus)?
+                    .with_svsm(svsm.bytes(), gpa, metadata);
+                Self {
+                    firmware,
+                    config: cfg,
+                    vmsas: Vmsas::Ovmf(OvmfVmsas::same(cfg.vcpus, vmsa)),
                     plan: Plan::Ovmf(plan),
                 }
             }
@@ -384,6 +425,9 @@ impl<'f, 'a> Launch<'f, 'a> {
         let mut rest = self
             .measured_updates()
             .filter(|u| u.kind != ItemKind::Firmware);
+        if matches!(self.firmware, Firmware::Svsm { .. }) {
+            return Err(LaunchError::SvsmSeed);
+        }
         self.digest_of(&mut rest, Some(seed), &crate::measure::Sha2Pages, observer)
     }
 

@@ -76,13 +76,16 @@ impl SectionPolicy {
 /// section of one page and a hash table that fits in it (sev-snp-measure's messages where it
 /// has them). An `ASEV` block with no sections is launched by QEMU (`snp_populate_metadata_pages`
 /// loops over none), and so measured.
+///
+/// `image` is the lowest GPA of the firmware launched before the sections: the image's own
+/// (`fw.gpa()`), or for an SVSM launch the SVSM's, below OVMF and its variable store.
 pub(super) fn check_snp_metadata<'a>(
     fw: &OvmfImage<'a>,
+    image: u64,
     kernel: Option<&SevHashes>,
 ) -> Result<SevMetadata<'a>, LaunchError> {
     let md = fw.sev_metadata().ok_or(LaunchError::NoSevMetadata)?;
     let mut has_kernel_section = false;
-    let image = fw.gpa();
     for (index, s) in md.sections().enumerate() {
         if s.end() > image {
             return Err(LaunchError::SectionInFirmware {
@@ -190,6 +193,9 @@ pub(super) struct OvmfPlan<'a> {
     kernel: Option<KernelTable>,
     metadata: Option<SevMetadata<'a>>,
     vcpus: u32,
+    /// `snp:svsm`: the SVSM image and its GPA, launched after OVMF (whose metadata is then the
+    /// SVSM's).
+    svsm: Option<(&'a [u8], u64)>,
 }
 
 impl<'a> OvmfPlan<'a> {
@@ -228,7 +234,18 @@ impl<'a> OvmfPlan<'a> {
             kernel,
             metadata: metadata.filter(|_| mode == SevMode::Snp),
             vcpus,
+            svsm: None,
         })
+    }
+
+    /// The plan of an SVSM launch: this (OVMF's) plan with the SVSM image at `gpa` launched
+    /// after OVMF, and the SVSM's `metadata` (checked) in place of OVMF's.
+    pub(super) fn with_svsm(self, image: &'a [u8], gpa: u64, metadata: SevMetadata<'a>) -> Self {
+        Self {
+            svsm: Some((image, gpa)),
+            metadata: Some(metadata),
+            ..self
+        }
     }
 
     /// The updates, in launch order.
@@ -259,7 +276,15 @@ impl<'a> OvmfPlan<'a> {
             page_type: snp.then_some(PageType::VMSA),
             source: UpdateSource::Vmsa { cpu },
         });
+        let svsm = self.svsm.map(|(image, gpa)| LaunchUpdate {
+            kind: ItemKind::Svsm,
+            gpa,
+            len: image.len() as u64,
+            page_type: Some(PageType::NORMAL),
+            source: UpdateSource::Bytes(image),
+        });
         core::iter::once(firmware_update(self.image, self.mode))
+            .chain(svsm)
             .chain(sev_kernel)
             .chain(sections)
             .chain(vmsas)

@@ -128,6 +128,15 @@ impl OvmfVmsas {
         })
     }
 
+    /// `vcpus` vCPUs that all start from `vmsa` (an SVSM launch).
+    pub(super) fn same(vcpus: u32, vmsa: Vmsa) -> Self {
+        Self {
+            vcpus,
+            bsp: vmsa.clone(),
+            ap: Some(vmsa),
+        }
+    }
+
     /// vCPU `cpu_index`'s launch VMSA.
     pub(super) fn get(&self, cpu_index: u32) -> Option<LaunchVmsa> {
         let vmsa = match cpu_index {

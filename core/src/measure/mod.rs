@@ -51,6 +51,8 @@ impl Digest {
 pub enum ItemKind {
     /// A page (SNP) or a chunk (SEV) of the firmware image.
     Firmware,
+    /// A page of the SVSM image (`snp:svsm`).
+    Svsm,
     /// The pages of a firmware metadata section (OVMF `ASEV` descriptor), by its type value.
     MetadataSection {
         /// The section type (`SNP_SEC_MEM` 1, `SNP_SECRETS` 2, `CPUID` 3, `SVSM_CAA` 4, `SNP_KERNEL_HASHES` 0x10).

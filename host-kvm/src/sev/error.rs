@@ -133,6 +133,9 @@ pub enum SevError {
         /// RAM size.
         ram: u64,
     },
+    /// The ID block cannot go with this launch (checked before anything is sent).
+    #[error("ID block: {0}")]
+    IdBlock(String),
     /// `/dev/sev` could not be opened.
     #[error(
         "no /dev/sev: {0} (the SEV firmware device is missing: no SEV hardware, or the ccp/psp driver is not loaded)"

@@ -58,10 +58,10 @@ pub use cpuid::{SnpCpuid, cpuid_from_kvm, snp_adjust_cpuid};
 pub use error::{FwError, KvmErrno, SevError};
 pub use memory::{create_guest_memfd, set_private};
 pub use session::{
-    KVM_X86_SNP_POLICY_BITS, LaunchSession, Measurement, SNP_POLICY_DEFAULT, create_vm, open_sev,
-    snp_policy_extra, supported_vmsa_features, vm_type,
+    KVM_X86_SNP_POLICY_BITS, LaunchSession, Measurement, SNP_POLICY_DEFAULT, SnpFinish, SnpIdBlock,
+    create_vm, open_sev, snp_policy_extra, supported_vmsa_features, vm_type,
 };
-pub use walk::{LaunchReport, launch};
+pub use walk::{LaunchReport, launch, launch_with};
 
 use std::fmt;
 

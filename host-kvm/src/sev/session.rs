@@ -24,7 +24,9 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use vmsa_core::SevMode;
 use vmsa_core::flags::SevFeatures;
+use vmsa_core::id_block::{IdAuthInfo, IdBlock};
 use vmsa_core::kvm::SnpPolicy;
+use zerocopy::IntoBytes;
 
 // UNSAFETY: the system-fd KVM_GET_DEVICE_ATTR is not in kvm-ioctls; it is issued with
 // vmm-sys-util's ioctl helpers, with a SAFETY proof.
@@ -404,23 +406,88 @@ impl LaunchSession {
         Ok(())
     }
 
-    /// `KVM_SEV_SNP_LAUNCH_FINISH` (the upstream 88-byte structure), no ID block, `host_data`.
-    /// KVM measures every vCPU's VMSA first, at GPA 0xFFFFFFFFF000, in index order.
-    pub fn snp_launch_finish(&mut self, vm: &VmFd, host_data: [u8; 32]) -> Result<(), SevError> {
+    /// `KVM_SEV_SNP_LAUNCH_FINISH` (the upstream 88-byte structure) with `finish`: the ID block
+    /// and its authentication information when given (`id_block_en`, `auth_key_en`), `host_data`
+    /// and `vcek_disabled`, as QEMU's `sev_snp_launch_finish` passes them. KVM measures every
+    /// vCPU's VMSA first, at GPA 0xFFFFFFFFF000, in index order; then the firmware checks the ID
+    /// block against the launch.
+    pub fn snp_launch_finish(&mut self, vm: &VmFd, finish: &SnpFinish) -> Result<(), SevError> {
         self.expect(Command::SnpLaunchFinish, &[LaunchState::Started])?;
-        let mut f = kvm_sev_snp_launch_finish {
-            host_data,
-            ..Default::default()
-        };
+        let mut f = finish_args(finish);
         self.send(vm, Command::SnpLaunchFinish, Some(&mut f))?;
         self.state = LaunchState::Finished;
         Ok(())
     }
 }
 
+/// What `SNP_LAUNCH_FINISH` takes besides the launch: QEMU's `sev-snp-guest` properties
+/// `id-block`, `id-auth`, `author-key-enabled`, `host-data` and `vcek-disabled`.
+#[derive(Debug, Clone, Default)]
+pub struct SnpFinish {
+    /// The ID block and its authentication information, if the launch carries them.
+    pub id: Option<SnpIdBlock>,
+    /// `HOST_DATA`: 32 bytes the report carries.
+    pub host_data: [u8; 32],
+    /// `VCEK_DISABLED`: the guest may not use the VCEK (only the VLEK) to sign reports.
+    pub vcek_disabled: bool,
+}
+
+/// An ID block for `SNP_LAUNCH_FINISH`.
+#[derive(Debug, Clone)]
+pub struct SnpIdBlock {
+    /// `ID_BLOCK`.
+    pub block: IdBlock,
+    /// `ID_AUTH_INFO`.
+    pub auth: Box<IdAuthInfo>,
+    /// `AUTHOR_KEY_EN`: the firmware checks the author key's signature of the ID key.
+    pub author_key_en: bool,
+}
+
+/// The ioctl structure for `finish`: the pointers borrow `finish`, which outlives the ioctl.
+fn finish_args(finish: &SnpFinish) -> kvm_sev_snp_launch_finish {
+    let mut f = kvm_sev_snp_launch_finish {
+        host_data: finish.host_data,
+        vcek_disabled: u8::from(finish.vcek_disabled),
+        ..Default::default()
+    };
+    if let Some(id) = &finish.id {
+        f.id_block_uaddr = id.block.as_bytes().as_ptr() as u64;
+        f.id_auth_uaddr = id.auth.as_bytes().as_ptr() as u64;
+        f.id_block_en = 1;
+        f.auth_key_en = u8::from(id.author_key_en);
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finish_points_at_the_id_block_and_auth() {
+        let mut auth = Box::new(<IdAuthInfo as zerocopy::FromZeros>::new_zeroed());
+        auth.id_key_algo = 1;
+        let finish = SnpFinish {
+            id: Some(SnpIdBlock {
+                block: IdBlock::new([1; 48], [2; 16], [3; 16], 4, 0x30000),
+                auth,
+                author_key_en: true,
+            }),
+            host_data: [9; 32],
+            vcek_disabled: true,
+        };
+        let f = finish_args(&finish);
+        let id = finish.id.as_ref().unwrap();
+        assert_eq!(f.id_block_uaddr, id.block.as_bytes().as_ptr() as u64);
+        assert_eq!(f.id_auth_uaddr, id.auth.as_bytes().as_ptr() as u64);
+        assert_eq!((f.id_block_en, f.auth_key_en, f.vcek_disabled), (1, 1, 1));
+        assert_eq!(f.host_data, [9; 32]);
+        let none = finish_args(&SnpFinish::default());
+        assert_eq!(
+            (none.id_block_uaddr, none.id_block_en, none.auth_key_en),
+            (0, 0, 0)
+        );
+    }
 
     #[test]
     fn vm_types_are_the_uapis() {

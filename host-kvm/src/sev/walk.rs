@@ -7,8 +7,8 @@ use super::cpuid::snp_adjust_cpuid;
 use super::error::SevError;
 use super::memory::{PageBuf, host_range, private_slots, set_private};
 use super::session::{
-    LaunchSession, Measurement, create_vm, open_sev, snp_policy_extra, supported_vmsa_features,
-    vm_type,
+    LaunchSession, Measurement, SnpFinish, create_vm, open_sev, snp_policy_extra,
+    supported_vmsa_features, vm_type,
 };
 use crate::vm::{FOUR_GIB, Vm, VmConfig};
 use vmsa_core::hex::Hex;
@@ -53,8 +53,21 @@ pub fn launch(
     config: &VmConfig,
     policy: u64,
 ) -> (LaunchReport, Result<(), SevError>) {
+    launch_with(launch, config, policy, &SnpFinish::default())
+}
+
+/// [`launch`] with what SNP's `SNP_LAUNCH_FINISH` takes besides the launch (an ID block, host
+/// data, VCEK disabled). An ID block is checked before anything is sent: its digest must be
+/// the launch's and its policy the launch's (the firmware refuses the launch otherwise), and an
+/// enabled author key must be present.
+pub fn launch_with(
+    launch: &Launch<'_, '_>,
+    config: &VmConfig,
+    policy: u64,
+    finish: &SnpFinish,
+) -> (LaunchReport, Result<(), SevError>) {
     let mut report = LaunchReport::default();
-    let r = walk(launch, config, policy, &mut report);
+    let r = walk(launch, config, policy, finish, &mut report);
     (report, r)
 }
 
@@ -65,6 +78,7 @@ fn check(
     launch: &Launch<'_, '_>,
     config: &VmConfig,
     policy: u64,
+    finish: &SnpFinish,
     report: &mut LaunchReport,
 ) -> Result<(Preflight, Vec<Vmsa>), SevError> {
     report.file_digest_difference = launch.file_digest_difference();
@@ -101,6 +115,37 @@ fn check(
         pages,
         Hex(&digest)
     ));
+    if let Some(id) = &finish.id {
+        if launch.mode() != SevMode::Snp {
+            return Err(SevError::IdBlock("an ID block is for SNP launches".into()));
+        }
+        if id.block.ld[..] != digest[..] {
+            return Err(SevError::IdBlock(format!(
+                "the ID block binds launch digest {}, the launch gives {}: SNP_LAUNCH_FINISH would fail",
+                Hex(&id.block.ld),
+                Hex(&digest)
+            )));
+        }
+        if id.block.policy != policy {
+            return Err(SevError::IdBlock(format!(
+                "the ID block's policy is {:#x}, the launch's {policy:#x}: SNP_LAUNCH_FINISH would fail",
+                id.block.policy
+            )));
+        }
+        if id.author_key_en && id.auth.author_key.curve == 0 {
+            return Err(SevError::IdBlock(
+                "AUTHOR_KEY_EN without an author key in the ID authentication information".into(),
+            ));
+        }
+        report.done.push(format!(
+            "ID block: launch digest and policy {policy:#x} match{}",
+            if id.author_key_en {
+                ", author key enabled"
+            } else {
+                ""
+            }
+        ));
+    }
     report.expected_digest = Some(digest);
     Ok((preflight, vmsas))
 }
@@ -110,9 +155,10 @@ fn walk(
     launch: &Launch<'_, '_>,
     config: &VmConfig,
     policy: u64,
+    finish: &SnpFinish,
     report: &mut LaunchReport,
 ) -> Result<(), SevError> {
-    let (preflight, vmsas) = check(launch, config, policy, report)?;
+    let (preflight, vmsas) = check(launch, config, policy, finish, report)?;
     let mode = launch.mode();
     let sev = open_sev()?;
     report.done.push("opened /dev/sev".into());
@@ -156,6 +202,7 @@ fn walk(
         launch,
         vmsas: &vmsas,
         init: &init,
+        finish,
         report,
     };
     match mode {
@@ -172,6 +219,7 @@ struct Step<'s, 'l, 'f, 'a> {
     launch: &'l Launch<'f, 'a>,
     vmsas: &'s [Vmsa],
     init: &'s InitParams,
+    finish: &'s SnpFinish,
     report: &'s mut LaunchReport,
 }
 
@@ -270,7 +318,7 @@ impl Step<'_, '_, '_, '_> {
             .done
             .push(format!("KVM_SEV_SNP_LAUNCH_UPDATE of {sent} updates"));
         program_for_launch(vm, self.vmsas)?;
-        session.snp_launch_finish(&vm.fd, [0; 32])?;
+        session.snp_launch_finish(&vm.fd, self.finish)?;
         self.report.done.push(format!(
             "KVM_SEV_SNP_LAUNCH_FINISH (KVM measured {} VMSAs)",
             self.vmsas.len()
