@@ -6,53 +6,42 @@
 //! revision 1, the platform's block is replaced and the file keeps its revision.
 use vmsa_core::SevMode;
 use vmsa_core::id_block::{self, IdAuthInfo, IdBlock};
-use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice};
+use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::launch::{self, Firmware, Launch};
 use vmsa_core::measure::NoObserver;
 
-/// The SNP platform of `bytes` and the file.
-fn snp(bytes: &[u8]) -> Result<(IgvmFile<'_>, u32), String> {
+/// The file and its SNP platform.
+fn snp_platform(bytes: &[u8]) -> Result<(IgvmFile<'_>, vmsa_core::igvm::Platform), String> {
     let file = IgvmFile::parse(bytes).map_err(|e| e.to_string())?;
     let platform = file
         .select(PlatformChoice::Only(launch::mode_platform(SevMode::Snp)))
         .map_err(|e| e.to_string())?;
-    Ok((file, platform.compatibility_mask))
+    Ok((file, platform))
 }
 
-/// The SNP guest policy of the file: its last `GUEST_POLICY` header for the SNP platform (QEMU
-/// `qigvm_initialization_guest_policy` keeps the last), which QEMU puts in the ID block.
-/// Refused without one (igvmmeasure: "IGVM file does not contain a guest policy").
+/// The file and its SNP platform's compatibility mask.
+fn snp(bytes: &[u8]) -> Result<(IgvmFile<'_>, u32), String> {
+    let (file, p) = snp_platform(bytes)?;
+    Ok((file, p.compatibility_mask))
+}
+
+/// The SNP guest policy of the file ([`launch::igvm_guest_policy`]), which QEMU puts in the ID
+/// block. Refused without one (igvmmeasure: "IGVM file does not contain a guest policy").
 pub fn snp_policy(bytes: &[u8]) -> Result<u64, String> {
-    let (file, mask) = snp(bytes)?;
-    file.initializations(mask)
-        .filter_map(|e| match e.header {
-            Header::GuestPolicy(p) => Some(p.policy),
-            _ => None,
-        })
-        .last()
-        .ok_or_else(|| {
-            "the IGVM file has no GUEST_POLICY for its SNP platform (QEMU puts it in the ID block)"
-                .into()
-        })
+    let (file, platform) = snp_platform(bytes)?;
+    launch::igvm_guest_policy(&file, &platform).ok_or_else(|| {
+        "the IGVM file has no GUEST_POLICY for its SNP platform (QEMU puts it in the ID block)"
+            .into()
+    })
 }
 
 /// The file's SNP `ID_BLOCK` and `ID_AUTH_INFO` as QEMU passes them to `SNP_LAUNCH_FINISH`,
 /// and the directive's `author_key_enabled` (which QEMU ignores).
 pub fn id_block_of(bytes: &[u8]) -> Result<(IdBlock, IdAuthInfo, bool), String> {
     let policy = snp_policy(bytes)?;
-    let (file, mask) = snp(bytes)?;
-    let mut blocks = file.directives(mask).filter_map(|e| match e.header {
-        Header::SnpIdBlock(b) => Some(b.get()),
-        _ => None,
-    });
-    let b = blocks
-        .next()
-        .ok_or("the IGVM file has no SNP_ID_BLOCK for its SNP platform")?;
-    if blocks.next().is_some() {
-        return Err("IGVM: Multiple ID blocks encountered in IGVM file (QEMU refuses it)".into());
-    }
-    let (block, auth) = id_block::from_igvm(&b, policy);
-    Ok((block, auth, b.author_key_enabled != 0))
+    let (file, platform) = snp_platform(bytes)?;
+    launch::igvm_id_block(&file, &platform, policy)
+        .ok_or_else(|| "the IGVM file has no SNP_ID_BLOCK for its SNP platform".into())
 }
 
 /// `bytes` with `block`/`auth` as the SNP platform's `SNP_ID_BLOCK`, serialized by the `igvm`

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use vmsa_core::id_block::{IdAuthInfo, IdBlock};
 use vmsa_core::igvm::igvm_defs::IgvmVariableHeaderType;
-use vmsa_core::igvm::{Header, IgvmFile, PlatformChoice, header_type_name, platform_name};
+use vmsa_core::igvm::{IgvmFile, PlatformChoice, header_type_name, platform_name};
 use vmsa_core::kvm::VmmPath;
 use vmsa_core::launch::{
     self, Firmware, Launch, LaunchConfig, LaunchVmsa, MAX_FIRMWARE_SIZE, VmsaSource,
@@ -190,7 +190,7 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         firmware: Vec::new(),
         vcpus: entries.len(),
     };
-    let Firmware::Igvm { file, .. } = &fw else {
+    let Firmware::Igvm { file, platform } = &fw else {
         return Err(fail(&"not an IGVM file"));
     };
     if let Some(m) = args.launch {
@@ -202,13 +202,11 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         }
         let policy = args
             .policy
-            .or_else(|| guest_policy(file, mask))
+            .or_else(|| launch::igvm_guest_policy(file, platform))
             .unwrap_or(sev::SNP_POLICY_DEFAULT);
+        // QEMU's IGVM path: the platform's SNP_ID_BLOCK, with the file's policy.
         let from_file = match (m, &args.id_block) {
-            (SevMode::Snp, None) if has_id_block(file, mask) => {
-                let bytes = file.bytes();
-                Some(super::igvm_sign::id_block_of(bytes).map_err(|e| fail(&e))?)
-            }
+            (SevMode::Snp, None) => launch::igvm_id_block(file, platform, policy),
             _ => None,
         };
         let finish = finish(args, from_file)?;
@@ -241,12 +239,6 @@ fn run_igvm(args: &Args, path: &Path, sig: CpuSignature, limits: RunLimits) -> C
         }
         Ok(())
     })
-}
-
-/// Whether the platform has an `SNP_ID_BLOCK`.
-fn has_id_block(file: &IgvmFile<'_>, mask: u32) -> bool {
-    file.directives(mask)
-        .any(|e| matches!(e.header, Header::SnpIdBlock(_)))
 }
 
 /// What `SNP_LAUNCH_FINISH` takes from the flags (`--id-block`, or the IGVM file's block with
@@ -282,14 +274,6 @@ fn finish(
         }),
         host_data,
         vcek_disabled: args.vcek_disabled,
-    })
-}
-
-/// The SNP/SEV policy of the platform's `GUEST_POLICY` header, if any.
-fn guest_policy(file: &IgvmFile<'_>, mask: u32) -> Option<u64> {
-    file.initializations(mask).find_map(|e| match e.header {
-        Header::GuestPolicy(p) => Some(p.policy),
-        _ => None,
     })
 }
 

@@ -49,8 +49,17 @@ changedAp.writeBigUInt64LE(0x1234n, 0x178);
 const igvmName = 'snp-small.igvm';
 const igvmPath = join(repo, 'fuzz', 'seeds', 'igvm', igvmName);
 
+// The same file signed by the CLI (`vmsa id-block --igvm-out`), and sev-snp-measure's SVSM
+// fixtures (tests/data/svsm).
+const signedPath = join(dumpDir, 'signed.igvm');
+run(vmsaBin, ['id-block', '--id-key', join(repo, 'tests', 'data', 'keys', 'id-sec1.pem'), '--igvm-out', signedPath, '--', '--mode', 'snp', '--igvm', igvmPath]);
+const svsmDir = join(repo, 'tests', 'data', 'svsm');
+
 const files = {
   [igvmName]: readFileSync(igvmPath),
+  'signed.igvm': readFileSync(signedPath),
+  'svsm_ovmf.fd': readFileSync(join(svsmDir, 'svsm_ovmf.fd')),
+  'svsm.bin': readFileSync(join(svsmDir, 'svsm.bin')),
   'OVMF_CODE.fd': ovmf,
   [suffixName]: suffix,
   'vmsa1-peer.bin': peerAp,
@@ -252,6 +261,46 @@ describe('vmsa preview page in headless Chromium', () => {
     // vCPU 1's context is refused (GPA, DR7, sev_features) and the ID block expects another digest.
     assert.equal(await page.locator('#findings li.sev-error').count(), 4);
     assert.match(await text('#findings'), /vCPU 1: not reproduced: 0x418 x87_rip/);
+    assert.match(await text('#findings'), /SNP_ID_BLOCK: launch digest differs, policy 0x[0-9a-f]+, ID key digest/);
+  });
+
+  test('an IGVM file signed by vmsa id-block: the ID block binds the digest, its key digest is the CLI\'s', async () => {
+    await setOptions({ mode: 'snp', vcpus: 2, cpu: 'EPYC-v4' });
+    await dropAndRender('drop', 'signed.igvm');
+    assert.equal(await errorText(), '');
+    const verified = run(vmsaBin, ['id-block', '--verify-igvm', signedPath]);
+    const idKey = verified.match(/id_key_digest: +([0-9a-f]{96})/)[1];
+    assert.match(await text('#findings'), new RegExp(`SNP_ID_BLOCK: launch digest matches, policy 0x[0-9a-f]+, ID key digest ${idKey}, no author key`));
+    // The ID block's digest error of the unsigned file is gone: three refusals of vCPU 1 remain.
+    assert.equal(await page.locator('#findings li.sev-error').count(), 3);
+  });
+
+  test('snp:svsm: OVMF and the SVSM binary give the CLI\'s digest and the measured launch\'s', async () => {
+    await setOptions({ mode: 'snp:svsm', vcpus: 2, cpu: 'EPYC-v4' });
+    assert.equal(await page.locator('#svsm-options').isHidden(), false);
+    await dropAndRender('drop3', 'svsm.bin');
+    await dropAndRender('drop', 'svsm_ovmf.fd');
+    assert.equal(await errorText(), '');
+    const cli = run(vmsaBin, ['measure', '--mode', 'snp:svsm', '--vcpus', '2', '--vcpu-type', 'EPYC-v4', '--ovmf', join(svsmDir, 'svsm_ovmf.fd'), '--svsm', join(svsmDir, 'svsm.bin'), '--vars-size', '540672']);
+    // sev-snp-measure's first recorded digest of this launch (its commit 0a1396f).
+    assert.equal(cli, '4ae03ca013690e956bc1eb16bc1c6465788dba64ad88a650db09216fa9cdddf06167bfce810eba8988108e71458dd68b');
+    assert.equal(await text('#digest'), cli);
+    assert.match(await text('#digest-mode'), /SEV-SNP with SVSM, 2 vCPUs/);
+    // The peer's page, MXCSR 0x1f80 in every VMSA: its 0.0.13 digest.
+    const n = await renders();
+    await page.selectOption('#svsm-profile', 'sev-snp-measure');
+    await rendered(n);
+    const peer = run('sev-snp-measure', ['--mode', 'snp:svsm', '--vcpus', '2', '--vcpu-type', 'EPYC-v4', '--ovmf', join(svsmDir, 'svsm_ovmf.fd'), '--svsm', join(svsmDir, 'svsm.bin'), '--vars-size', '540672']);
+    assert.equal(await text('#digest'), peer);
+    // A variable store QEMU's pflash would refuse.
+    const m = await renders();
+    await page.fill('#vars-size', '4097');
+    await page.dispatchEvent('#vars-size', 'change');
+    await rendered(m);
+    assert.match(await errorText(), /non-zero multiple of 0x1000/);
+    await page.fill('#vars-size', '540672');
+    await page.selectOption('#svsm-profile', 'launch');
+    await page.selectOption('#mode', 'snp');
   });
 
   test('a 512-vCPU guest: 64 VMSA tables, the rest reachable through the diff selector', async () => {

@@ -317,9 +317,43 @@ impl Launch {
         } else {
             Firmware::Ovmf(OvmfImage::parse(bytes).map_err(message)?)
         };
-        let launch = launch::Launch::new(&firmware, &cfg).map_err(message)?;
+        Self::of(&firmware, &cfg)
+    }
+
+    /// A COCONUT-SVSM + OVMF launch (`vmsa measure --mode snp:svsm`): OVMF, the SVSM binary
+    /// below OVMF's variable store of `vars_size` bytes, `vcpus` vCPUs of CPU type `cpu`, the
+    /// SVSM VMSA of `profile` (`launch` or `sev-snp-measure`).
+    pub fn svsm(
+        ovmf: &[u8],
+        svsm: &[u8],
+        vars_size: u64,
+        vcpus: u32,
+        cpu: &str,
+        profile: &str,
+    ) -> Result<Launch, Error> {
+        let signature = CpuSignature::named(cpu)
+            .map_err(|_| message(format_args!("unknown CPU type '{cpu}'")))?;
+        let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, signature, VmmType::Qemu);
+        cfg.svsm = launch::SvsmProfile::from_name(profile)
+            .ok_or_else(|| message(format_args!("unknown SVSM profile '{profile}'")))?;
+        let firmware = Firmware::Svsm {
+            ovmf: OvmfImage::parse(ovmf).map_err(|e| message(format_args!("OVMF: {e}")))?,
+            svsm: OvmfImage::parse(svsm).map_err(|e| message(format_args!("SVSM: {e}")))?,
+            vars_size,
+        };
+        Self::of(&firmware, &cfg)
+    }
+}
+
+impl Launch {
+    /// The launch of `firmware` under `cfg`: VMSAs, findings, digest; an IGVM file's ID block
+    /// checked as far as the page can (its digest, its keys' digests; the ECDSA signatures are
+    /// left to `vmsa id-block --verify-igvm`, P-384 being beyond the page's size budget).
+    fn of(firmware: &Firmware<'_>, cfg: &LaunchConfig) -> Result<Launch, Error> {
+        let launch = launch::Launch::new(firmware, cfg).map_err(message)?;
         let mut out = Launch {
-            mode: match sev_mode {
+            mode: match launch.mode() {
+                SevMode::Snp if matches!(firmware, Firmware::Svsm { .. }) => "SEV-SNP with SVSM",
                 SevMode::Sev => "SEV",
                 SevMode::SevEs => "SEV-ES",
                 SevMode::Snp => "SEV-SNP",
@@ -344,10 +378,34 @@ impl Launch {
                 ),
             });
         }
+        if let Firmware::Igvm { file, platform } = firmware {
+            let policy = launch::igvm_guest_policy(file, platform);
+            if let Some((block, auth, _)) =
+                launch::igvm_id_block(file, platform, policy.unwrap_or(0))
+            {
+                let author = match auth.author_key.curve {
+                    0 => "no author key".into(),
+                    _ => format!("author key digest {}", Hex(&auth.author_key.digest())),
+                };
+                out.findings.push(Finding {
+                    cpu: 0,
+                    severity: "note",
+                    message: format!(
+                        "SNP_ID_BLOCK: launch digest {}, policy {}, ID key digest {}, {author}; its signatures are not checked here (vmsa id-block --verify-igvm FILE)",
+                        if block.ld[..] == *digest.bytes() { "matches" } else { "differs" },
+                        policy.map_or("missing (no GUEST_POLICY)".into(), |p| format!("{p:#x}")),
+                        Hex(&auth.id_key.digest()),
+                    ),
+                });
+            }
+        }
         out.digest = Hex(digest.bytes()).to_string();
         Ok(out)
     }
+}
 
+#[wasm_bindgen]
+impl Launch {
     /// The report as JSON: `{mode, digest, vmsas:[{fields}], findings:[{cpu, severity,
     /// message}]}`.
     pub fn report(&self) -> String {

@@ -10,6 +10,7 @@ const state = {
   second: null,    // { name, bytes } of the VMSA to diff against
   pages: [],       // Uint8Array per vCPU: the VMSAs of the main file (launch or the page itself)
   dropAt: null,    // performance.now() of the last drop/pick of the main file
+  svsm: null,      // { name, bytes } of the SVSM binary (snp:svsm)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -195,7 +196,18 @@ function options() {
     cpu: $('cpu').value,
     vmm: $('vmm').value,
     features: guestFeatures($('features').value.trim()),
+    varsSize: $('vars-size').value.trim(),
+    svsmProfile: $('svsm-profile').value,
   };
+}
+
+// The launch of the dropped file under the options: OVMF or IGVM, or OVMF with the SVSM binary.
+function newLaunch(bytes, o) {
+  if (o.mode !== 'snp:svsm') return new core.Launch(bytes, o.mode, o.vcpus, o.cpu, o.vmm, o.features);
+  if (!state.svsm) throw new Error('snp:svsm: drop the SVSM binary too');
+  let vars;
+  try { vars = BigInt(o.varsSize); } catch { throw new Error(`OVMF_VARS size '${o.varsSize}' is not a number`); }
+  return core.Launch.svsm(bytes, state.svsm.bytes, vars, o.vcpus, o.cpu, o.svsmProfile);
 }
 
 // "0x21" or "33" as the BigInt the core's u64 takes.
@@ -214,6 +226,7 @@ function hideResults() {
 function render() {
   clearError();
   hideResults();
+  $('svsm-options').hidden = $('mode').value !== 'snp:svsm';
   state.pages = [];
   if (!state.file) return;
   const { bytes, name } = state.file;
@@ -226,7 +239,7 @@ function render() {
     step(name, () => renderFirmware(JSON.parse(core.inspectFirmware(bytes))));
     step(`${name}: launch`, () => {
       const o = options();
-      const launch = new core.Launch(bytes, o.mode, o.vcpus, o.cpu, o.vmm, o.features);
+      const launch = newLaunch(bytes, o);
       try {
         const report = JSON.parse(launch.report());
         state.pages = report.vmsas.map((_, i) => launch.vmsa(i));
@@ -282,6 +295,17 @@ async function takeMain(file) {
   render();
 }
 
+async function takeSvsm(file) {
+  try {
+    state.svsm = await readFile(file);
+    $('file3-info').textContent = `${state.svsm.name}: ${state.svsm.bytes.length} bytes`;
+  } catch (err) {
+    showError(file.name, err);
+    return;
+  }
+  render();
+}
+
 async function takeSecond(file) {
   try {
     state.second = await readFile(file);
@@ -325,13 +349,14 @@ async function main() {
 
   wireDrop($('drop'), $('file'), takeMain);
   wireDrop($('drop2'), $('file2'), takeSecond);
+  wireDrop($('drop3'), $('file3'), takeSvsm);
   $('clear2').addEventListener('click', () => {
     state.second = null;
     $('file2-info').textContent = 'no file';
     $('clear2').hidden = true;
     render();
   });
-  for (const id of ['mode', 'vcpus', 'cpu', 'vmm', 'features', 'diff-cpu']) $(id).addEventListener('change', render);
+  for (const id of ['mode', 'vcpus', 'cpu', 'vmm', 'features', 'diff-cpu', 'vars-size', 'svsm-profile']) $(id).addEventListener('change', render);
   document.body.dataset.ready = 'true';
 }
 

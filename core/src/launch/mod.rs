@@ -113,6 +113,36 @@ pub const fn mode_platform(mode: SevMode) -> igvm_defs::IgvmPlatformType {
     }
 }
 
+/// The guest policy of an IGVM platform: its last `GUEST_POLICY` header (QEMU
+/// `qigvm_initialization_guest_policy` keeps the last one), if it has one.
+pub fn igvm_guest_policy(file: &IgvmFile<'_>, platform: &Platform) -> Option<u64> {
+    file.initializations(platform.compatibility_mask)
+        .filter_map(|e| match e.header {
+            crate::igvm::Header::GuestPolicy(p) => Some(p.policy),
+            _ => None,
+        })
+        .last()
+}
+
+/// An IGVM platform's `SNP_ID_BLOCK` as QEMU passes it to `SNP_LAUNCH_FINISH`
+/// ([`crate::id_block::from_igvm`]) with the guest `policy`, and the directive's
+/// `author_key_enabled` (which QEMU does not read). The reader refuses a second block.
+pub fn igvm_id_block(
+    file: &IgvmFile<'_>,
+    platform: &Platform,
+    policy: u64,
+) -> Option<(crate::id_block::IdBlock, crate::id_block::IdAuthInfo, bool)> {
+    file.directives(platform.compatibility_mask)
+        .find_map(|e| match e.header {
+            crate::igvm::Header::SnpIdBlock(b) => Some(b.get()),
+            _ => None,
+        })
+        .map(|b| {
+            let (block, auth) = crate::id_block::from_igvm(&b, policy);
+            (block, auth, b.author_key_enabled != 0)
+        })
+}
+
 /// The vCPUs an IGVM file's platform has VP contexts for: one more than the highest VP index
 /// (at least one). A launch with fewer is refused ([`LaunchError::VpIndexOutOfRange`]).
 pub fn igvm_vcpus(file: &IgvmFile<'_>, platform: &Platform) -> u32 {
