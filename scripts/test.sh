@@ -13,7 +13,8 @@ step() { printf '\n=== %s\n' "$*"; }
 
 # --- installs -----------------------------------------------------------------------------
 step "install: Debian packages"
-APT_PACKAGES=(ovmf qemu-system-x86 rustc-web cargo-web rust-web-src lld-22 chromium)
+# (libssl-dev, pkg-config: the `sev` crate, a peer compared in attest/tests, builds on OpenSSL.)
+APT_PACKAGES=(ovmf qemu-system-x86 rustc-web cargo-web rust-web-src lld-22 chromium libssl-dev pkg-config)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
