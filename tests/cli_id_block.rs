@@ -130,7 +130,11 @@ fn deterministic_tamper_evident_and_author_optional() {
         &B64.encode([8u8; 48]),
     ]);
     assert_eq!(code, 1);
-    assert!(out.contains("not the measurement given"), "{out}");
+    assert!(
+        out.contains("the ID block binds launch digest 0707")
+            && out.contains("the launch's is 0808"),
+        "{out}"
+    );
     // One bit of the block's policy changed after signing.
     let (mut block, auth) = pair(line);
     block[0x58] ^= 1;

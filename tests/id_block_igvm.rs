@@ -177,6 +177,14 @@ fn signs_an_igvm_file_that_both_readers_accept() {
         assert_eq!(text.contains("author_key_digest: none"), !author, "{text}");
         let (code, _, _) = vmsa_bin(&["id-block", "--check", json_pair(&json).as_str()]);
         assert_eq!(code, 0);
+        let (code, v, _) =
+            vmsa_bin(&["id-block", "--verify-igvm", out.to_str().unwrap(), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+        assert_eq!(
+            (code, &v["verifies"], &v["policy"]),
+            (0, &true.into(), &"0x30002".into())
+        );
+        assert_eq!(v["id_key_digest"].as_str().unwrap(), id_digest);
     }
 }
 

@@ -164,34 +164,11 @@ pub fn run(args: &Args) -> CmdResult {
     }
     if let Some(pair) = &args.verify {
         let (block, auth) = parse_pair("--verify", pair)?;
-        let keys = verify_id_auth(&block, &auth);
-        let ld_ok = match &args.measurement {
-            Some(m) => bytes_of("--measurement", m, 48)? == block.ld,
-            None => true,
+        let expected = match &args.measurement {
+            Some(m) => Some(bytes_of("--measurement", m, 48)?),
+            None => None,
         };
-        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        match keys {
-            Ok(k) if ld_ok => {
-                crate::outln!("ID block verifies: launch digest {}", hex(&block.ld));
-                crate::outln!("id_key_digest:     {}", hex(&k.id_key_digest));
-                match k.author_key_digest {
-                    Some(a) => crate::outln!("author_key_digest: {}", hex(&a)),
-                    None => crate::outln!("author_key_digest: none (no author key)"),
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            Ok(_) => {
-                crate::outln!(
-                    "FAIL: the ID block binds launch digest {}, not the measurement given",
-                    hex(&block.ld)
-                );
-                Ok(ExitCode::from(1))
-            }
-            Err(e) => {
-                crate::outln!("FAIL: {e}");
-                Ok(ExitCode::from(1))
-            }
-        }
+        verdict(args.json, &block, &auth, expected.as_deref())
     } else {
         let (ld, measure) = match &args.measurement {
             Some(m) => {
@@ -309,29 +286,53 @@ fn verify_igvm(args: &Args, path: &std::path::Path) -> CmdResult {
     let bytes = files::read(path, limits::IGVM)?;
     let (block, auth, _) =
         super::igvm_sign::id_block_of(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    verdict(args.json, &block, &auth, Some(&digest))
+}
+
+/// The verdict on an ID block and its authentication information, as the firmware checks them
+/// (and, with `expected`, that the block binds that launch digest): text or JSON, exit 0 when
+/// it verifies, 1 when not.
+fn verdict(json: bool, block: &IdBlock, auth: &IdAuthInfo, expected: Option<&[u8]>) -> CmdResult {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    match verify_id_auth(&block, &auth) {
-        Ok(_) if block.ld != digest => {
-            crate::outln!(
-                "FAIL: the SNP_ID_BLOCK binds launch digest {}, the launch's is {}",
-                hex(&block.ld),
-                hex(&digest)
-            );
-            Ok(ExitCode::from(1))
-        }
-        Ok(k) => {
-            crate::outln!("ID block verifies: launch digest {}", hex(&block.ld));
-            crate::outln!("policy:            {:#x}", block.policy);
-            crate::outln!("id_key_digest:     {}", hex(&k.id_key_digest));
-            match k.author_key_digest {
-                Some(a) => crate::outln!("author_key_digest: {}", hex(&a)),
-                None => crate::outln!("author_key_digest: none (no author key)"),
+    let result = verify_id_auth(block, auth).and_then(|k| match expected {
+        Some(ld) if ld != block.ld => Err(format!(
+            "the ID block binds launch digest {}, the launch's is {}",
+            hex(&block.ld),
+            hex(ld)
+        )),
+        _ => Ok(k),
+    });
+    if json {
+        let out = match &result {
+            Ok(k) => json!({
+                "verifies": true,
+                "ld": hex(&block.ld),
+                "policy": format!("{:#x}", block.policy),
+                "id_key_digest": hex(&k.id_key_digest),
+                "author_key_digest": k.author_key_digest.map(|d| hex(&d)),
+            }),
+            Err(e) => json!({ "verifies": false, "ld": hex(&block.ld), "error": e }),
+        };
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
+    } else {
+        match &result {
+            Ok(k) => {
+                crate::outln!("ID block verifies: launch digest {}", hex(&block.ld));
+                crate::outln!("policy:            {:#x}", block.policy);
+                crate::outln!("id_key_digest:     {}", hex(&k.id_key_digest));
+                match k.author_key_digest {
+                    Some(a) => crate::outln!("author_key_digest: {}", hex(&a)),
+                    None => crate::outln!("author_key_digest: none (no author key)"),
+                }
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            crate::outln!("FAIL: {e}");
-            Ok(ExitCode::from(1))
+            Err(e) => crate::outln!("FAIL: {e}"),
         }
     }
+    Ok(match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
+    })
 }
