@@ -38,66 +38,90 @@ fn without_signatures(auth: &[u8]) -> Vec<u8> {
     a
 }
 
+/// A small deterministic generator (the seed is printed; `VMSA_ID_BLOCK_SEED` replays it).
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 #[test]
 fn equals_snp_create_id_block_and_verifies_the_peers_signatures() {
     if !peer_installed() {
         return;
     }
+    let mut seed = std::env::var("VMSA_ID_BLOCK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("VMSA_ID_BLOCK_SEED={seed}");
     let fw = fixture("ovmf_AmdSev_suffix.bin");
-    let (_, m, _) = vmsa_bin(&[
-        "measure",
-        "--mode",
-        "snp",
-        "--vcpus",
-        "2",
-        "--vcpu-type",
-        "EPYC-v4",
-        "--ovmf",
-        fw.to_str().unwrap(),
-        "--output-format",
-        "base64",
-    ]);
-    let m = m.trim();
-    let peer = Command::new("snp-create-id-block")
-        .args([
+    // A launch's digest (a random vCPU count and CPU type), then random measurements (the peer
+    // needs both keys: "missing key files for id block" without the author key).
+    for round in 0..4 {
+        let m = if round == 0 {
+            let vcpus = (1 + next(&mut seed) % 64).to_string();
+            let cpu = ["EPYC-v4", "EPYC-Milan", "EPYC-Genoa"][(next(&mut seed) % 3) as usize];
+            let (_, m, _) = vmsa_bin(&[
+                "measure",
+                "--mode",
+                "snp",
+                "--vcpus",
+                &vcpus,
+                "--vcpu-type",
+                cpu,
+                "--ovmf",
+                fw.to_str().unwrap(),
+                "--output-format",
+                "base64",
+            ]);
+            m.trim().to_owned()
+        } else {
+            let bytes: Vec<u8> = (0..48).map(|_| next(&mut seed) as u8).collect();
+            B64.encode(bytes)
+        };
+        let m = m.as_str();
+        let (id, au) = (key("id-sec1.pem"), key("author-pkcs8.pem"));
+        let peer = Command::new("snp-create-id-block")
+            .args(["--measurement", m, "--idkey", &id, "--authorkey", &au])
+            .output()
+            .expect("snp-create-id-block runs");
+        assert!(peer.status.success(), "{peer:?}");
+        let peer = String::from_utf8(peer.stdout).unwrap();
+        let (code, ours, err) = vmsa_bin(&[
+            "id-block",
             "--measurement",
             m,
-            "--idkey",
-            &key("id-sec1.pem"),
-            "--authorkey",
-            &key("author-pkcs8.pem"),
-        ])
-        .output()
-        .expect("snp-create-id-block runs");
-    assert!(peer.status.success(), "{peer:?}");
-    let peer = String::from_utf8(peer.stdout).unwrap();
-    let (code, ours, err) = vmsa_bin(&[
-        "id-block",
-        "--measurement",
-        m,
-        "--id-key",
-        &key("id-sec1.pem"),
-        "--author-key",
-        &key("author-pkcs8.pem"),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let (p, o): (Vec<&str>, Vec<&str>) = (peer.lines().collect(), ours.lines().collect());
-    assert_eq!(p.len(), 3);
-    assert_eq!(o.len(), 3);
-    let (pb, pa) = pair(p[0]);
-    let (ob, oa) = pair(o[0]);
-    assert_eq!(ob, pb, "ID block");
-    assert_eq!(
-        without_signatures(&oa),
-        without_signatures(&pa),
-        "ID auth info"
-    );
-    assert_eq!(o[1..], p[1..], "key digests");
-    // The peer's pair verifies here, ours too, and both bind the measurement.
-    for line in [p[0], o[0]] {
-        let (code, out, err) = vmsa_bin(&["id-block", "--verify", line, "--measurement", m]);
-        assert_eq!(code, 0, "{out}{err}");
-        assert!(out.starts_with("ID block verifies"), "{out}");
+            "--id-key",
+            &id,
+            "--author-key",
+            &au,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let (p, o): (Vec<&str>, Vec<&str>) = (peer.lines().collect(), ours.lines().collect());
+        assert_eq!((p.len(), o.len()), (3, 3), "{m}");
+        let (pb, pa) = pair(p[0]);
+        let (ob, oa) = pair(o[0]);
+        assert_eq!(ob, pb, "ID block, {m}");
+        assert_eq!(
+            without_signatures(&oa),
+            without_signatures(&pa),
+            "ID auth info, {m}"
+        );
+        assert_eq!(o[1..], p[1..], "key digests, {m}");
+        // The peer's pair verifies here, ours too, and both bind the measurement.
+        for line in [p[0], o[0]] {
+            let (code, out, err) = vmsa_bin(&["id-block", "--verify", line, "--measurement", m]);
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(out.starts_with("ID block verifies"), "{out}");
+        }
     }
 }
 
