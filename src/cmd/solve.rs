@@ -18,7 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use vmsa_core::cpu::CPU_TYPES;
-use vmsa_core::launch::{Firmware, Launch, LaunchConfig};
+use vmsa_core::hash_table::SevHashes;
+use vmsa_core::igvm::{IgvmFile, PlatformChoice};
+use vmsa_core::kvm::VmInit;
+use vmsa_core::launch::{self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig};
 use vmsa_core::measure::{ItemKind, MeasuredItem, Observer, SnpDigest, sha384};
 use vmsa_core::ovmf::OvmfImage;
 use vmsa_core::page::{PageType, VMSA_GPA};
@@ -44,8 +47,25 @@ pub struct Args {
     #[arg(long)]
     pub measurement: Option<String>,
     /// OVMF images to try (one or more).
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, required_unless_present = "igvm", num_args = 1..)]
     pub ovmf: Vec<PathBuf>,
+    /// IGVM files to try (one or more): their SNP platform, read by every IGVM profile (spec,
+    /// igvmmeasure with and without --native-zero, qemu).
+    #[arg(long, num_args = 1..)]
+    pub igvm: Vec<PathBuf>,
+    /// OVMF: the direct-boot kernel; every configuration is tried with its hashes and without.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// With --kernel: the initrd.
+    #[arg(long, value_name = "PATH", requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// With --kernel: the command line.
+    #[arg(long, value_name = "CMDLINE", requires = "kernel")]
+    pub append: Option<String>,
+    /// KVM initializations to try: init2, legacy (SNP guests have only INIT2: legacy ones are
+    /// counted as refused). Default init2.
+    #[arg(long, value_name = "INIT", value_parser = parse_init, num_args = 1..)]
+    pub kvm_init: Vec<VmInit>,
     /// vCPU counts: `N`, `A-B` or a comma list of those.
     #[arg(long, default_value = "1-512")]
     pub vcpus: String,
@@ -68,6 +88,14 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_init(s: &str) -> Result<VmInit, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "init2" => Ok(VmInit::Init2),
+        "legacy" => Ok(VmInit::Legacy),
+        _ => Err(format!("--kvm-init {s:?}: init2 or legacy")),
+    }
 }
 
 /// `1-512`, `4`, `1,2,4-8`: the sorted distinct counts.
@@ -111,7 +139,7 @@ struct Prefix {
 
 impl Observer for Prefix {
     fn measured(&mut self, item: &MeasuredItem) {
-        if matches!(item.kind, ItemKind::Vmsa { .. }) {
+        if item.page_type == Some(PageType::VMSA) {
             self.seen_vmsa = true;
         } else {
             if self.seen_vmsa {
@@ -122,26 +150,369 @@ impl Observer for Prefix {
     }
 }
 
+/// Where a configuration's firmware comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `--ovmf`, by index.
+    Ovmf(usize),
+    /// `--igvm`, by index, read with this profile.
+    Igvm(usize, IgvmOptions),
+}
+
 /// One configuration that matched.
+#[derive(Debug, Clone)]
 struct Match {
-    image: PathBuf,
+    source: Source,
     vcpus: u32,
     signature: CpuSignature,
     vmm: VmmType,
     features: u64,
+    kernel: bool,
+    init: VmInit,
 }
 
 impl Match {
-    fn command(&self) -> String {
-        format!(
-            "vmsa measure --mode snp --vcpus {} --vcpu-sig {:#x} --vmm-type {} --guest-features {:#x} --ovmf {}",
-            self.vcpus,
-            self.signature.0,
-            self.vmm.name(),
-            self.features,
-            self.image.display()
-        )
+    fn command(&self, args: &Args) -> String {
+        let mut c = format!("vmsa measure --mode snp --vcpus {}", self.vcpus);
+        match self.source {
+            Source::Ovmf(i) => {
+                c += &format!(
+                    " --vcpu-sig {:#x} --vmm-type {} --guest-features {:#x} --ovmf {}",
+                    self.signature.0,
+                    self.vmm.name(),
+                    self.features,
+                    args.ovmf[i].display()
+                );
+                if self.kernel {
+                    if let Some(k) = &args.kernel {
+                        c += &format!(" --kernel {}", k.display());
+                    }
+                    if let Some(i) = &args.initrd {
+                        c += &format!(" --initrd {}", i.display());
+                    }
+                    if let Some(a) = &args.append {
+                        c += &format!(" --append {}", shell_word(a));
+                    }
+                }
+            }
+            Source::Igvm(i, o) => {
+                if o.profile == IgvmProfile::Qemu {
+                    c += &format!(" --vcpu-sig {:#x}", self.signature.0);
+                }
+                c += &format!(
+                    " --igvm {} --igvm-profile {}",
+                    args.igvm[i].display(),
+                    o.profile.name()
+                );
+                if o.native_zero {
+                    c += " --native-zero";
+                }
+            }
+        }
+        c
     }
+
+    fn json(&self, args: &Args) -> serde_json::Value {
+        let (kind, path, profile) = match self.source {
+            Source::Ovmf(i) => ("ovmf", &args.ovmf[i], None),
+            Source::Igvm(i, o) => ("igvm", &args.igvm[i], Some(o)),
+        };
+        json!({
+            kind: path.display().to_string(),
+            "vcpus": self.vcpus,
+            "vcpu_sig": format!("{:#x}", self.signature.0),
+            "vmm_type": self.vmm.name(),
+            "guest_features": format!("{:#x}", self.features),
+            "kernel_hashes": self.kernel,
+            "kvm_init": init_name(self.init),
+            "igvm_profile": profile.map(|o| o.profile.name()),
+            "native_zero": profile.map(|o| o.native_zero),
+            "command": self.command(args),
+        })
+    }
+}
+
+fn init_name(init: VmInit) -> &'static str {
+    match init {
+        VmInit::Init2 => "init2",
+        VmInit::Legacy => "legacy",
+    }
+}
+
+/// A word the shell reads back as itself.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_=./:,".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The axes of the search, resolved.
+struct Space {
+    target: [u8; 48],
+    counts: Vec<u32>,
+    sigs: Vec<(CpuSignature, String)>,
+    vmms: Vec<VmmType>,
+    features: Vec<u64>,
+    inits: Vec<VmInit>,
+    kernel: Option<SevHashes>,
+    threads: usize,
+}
+
+/// What one part of the search found, searched and refused.
+#[derive(Default)]
+struct Tally {
+    found: Vec<Match>,
+    searched: u64,
+    refused: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.found.extend(other.found);
+        self.searched += other.searched;
+        self.refused += other.refused;
+    }
+}
+
+/// Runs `job(i)` for every `i < n` on `threads` threads, and adds up what they found.
+fn parallel(n: usize, threads: usize, job: &(dyn Fn(usize, &mut Tally) + Sync)) -> Tally {
+    let next_item = std::sync::atomic::AtomicUsize::new(0);
+    let parts: Vec<Tally> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut t = Tally::default();
+                    loop {
+                        let i = next_item.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        job(i, &mut t);
+                    }
+                    t
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let mut all = Tally::default();
+    for p in parts {
+        all.add(p);
+    }
+    all
+}
+
+/// An OVMF image: per VMM profile, kernel-hashes choice and KVM init, the digest before the
+/// VMSAs once (a 1-vCPU launch's walk); then every (features, signature) walks its VMSAs once,
+/// every vCPU count a point on that walk.
+fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tally, String> {
+    let kernels: Vec<Option<SevHashes>> = match space.kernel {
+        Some(h) => vec![None, Some(h)],
+        None => vec![None],
+    };
+    let max = space.counts.last().copied().unwrap_or(1);
+    let mut tally = Tally::default();
+    for &vmm in &space.vmms {
+        for kernel in &kernels {
+            for &init in &space.inits {
+                let config = |feat: u64, sig, vcpus| {
+                    let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, sig, vmm);
+                    cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(feat);
+                    cfg.kernel = *kernel;
+                    cfg.kvm.init = init;
+                    cfg
+                };
+                let per_base =
+                    (space.features.len() * space.sigs.len() * space.counts.len()) as u64;
+                let first = space
+                    .features
+                    .iter()
+                    .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
+                    .find_map(|(f, s)| Launch::new(fw, &config(f, s, 1)).ok());
+                let Some(launch) = first else {
+                    tally.refused += per_base;
+                    continue;
+                };
+                let (_, o) = launch
+                    .launch_digest(
+                        &vmsa_pagehash::Parallel::all_cores(),
+                        Prefix {
+                            vmsas_last: true,
+                            ..Prefix::default()
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
+                if !o.vmsas_last {
+                    return Err(
+                        "this launch measures VMSAs before other pages; the solver needs them last"
+                            .into(),
+                    );
+                }
+                let seed = o.before_vmsas.unwrap_or([0; 48]);
+                let work: Vec<(u64, CpuSignature)> = space
+                    .features
+                    .iter()
+                    .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
+                    .collect();
+                let found = parallel(work.len(), space.threads, &|i, t| {
+                    let (feat, sig) = work[i];
+                    let Ok(launch) = Launch::new(fw, &config(feat, sig, max)) else {
+                        t.refused += space.counts.len() as u64;
+                        return;
+                    };
+                    let hit = |n| Match {
+                        source: Source::Ovmf(index),
+                        vcpus: n,
+                        signature: sig,
+                        vmm,
+                        features: feat,
+                        kernel: kernel.is_some(),
+                        init,
+                    };
+                    walk(&launch, seed, space, t, &hit);
+                });
+                tally.add(found);
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// One configuration's VMSAs chained from `seed`: every count of the space a point on the walk.
+fn walk(
+    launch: &Launch<'_, '_>,
+    seed: [u8; 48],
+    space: &Space,
+    t: &mut Tally,
+    hit: &dyn Fn(u32) -> Match,
+) {
+    let mut d = SnpDigest::from_seed(seed);
+    let mut last_page: Option<(Vec<u8>, [u8; 48])> = None;
+    let mut next = space.counts.iter().peekable();
+    for (cpu, v) in launch.vmsas().enumerate() {
+        let Ok(v) = v else {
+            break;
+        };
+        let page = v.vmsa.as_bytes();
+        let contents = match &last_page {
+            Some((p, h)) if p.as_slice() == page => *h,
+            _ => {
+                let h = sha384(page);
+                last_page = Some((page.to_vec(), h));
+                h
+            }
+        };
+        d.update_with_contents(
+            ItemKind::Vmsa { cpu: cpu as u32 },
+            PageType::VMSA,
+            VMSA_GPA,
+            contents,
+        );
+        let n = cpu as u32 + 1;
+        if next.peek() == Some(&&n) {
+            next.next();
+            t.searched += 1;
+            if d.ld() == space.target {
+                t.found.push(hit(n));
+            }
+        }
+    }
+}
+
+/// An IGVM file's SNP platform under every profile: spec and igvmmeasure (each with and without
+/// --native-zero) measure the file's own VP contexts, one digest each; qemu (what a QEMU launch
+/// measures) every vCPU count from the file's contexts up, and for the vCPUs without a context
+/// every signature.
+fn search_igvm(space: &Space, index: usize, bytes: &[u8]) -> Result<Tally, String> {
+    let file = IgvmFile::parse(bytes).map_err(|e| e.to_string())?;
+    let platform = file
+        .select(PlatformChoice::Only(launch::mode_platform(SevMode::Snp)))
+        .map_err(|e| e.to_string())?;
+    let contexts = launch::igvm_vcpus(&file, &platform);
+    let fw = Firmware::Igvm { file, platform };
+    let mut tally = Tally::default();
+    let sig0 = space.sigs.first().map_or(CpuSignature(0), |s| s.0);
+    for profile in [IgvmProfile::Spec, IgvmProfile::Igvmmeasure] {
+        for native_zero in [false, true] {
+            let igvm = IgvmOptions {
+                native_zero,
+                profile,
+            };
+            let mut cfg = LaunchConfig::new(SevMode::Snp, contexts, sig0, VmmType::Qemu);
+            cfg.igvm = igvm;
+            let Ok(l) = Launch::new(&fw, &cfg) else {
+                tally.refused += 1;
+                continue;
+            };
+            let (d, _) = l
+                .digest(
+                    &vmsa_pagehash::Parallel::all_cores(),
+                    vmsa_core::measure::NoObserver,
+                )
+                .map_err(|e| e.to_string())?;
+            tally.searched += 1;
+            if d.bytes() == space.target {
+                tally.found.push(Match {
+                    source: Source::Igvm(index, igvm),
+                    vcpus: contexts,
+                    signature: sig0,
+                    vmm: VmmType::Qemu,
+                    features: l.config().guest_features.bits(),
+                    kernel: false,
+                    init: VmInit::Init2,
+                });
+            }
+        }
+    }
+    // qemu: the pages (and any parameter that carries the vCPU count) depend on the count, so
+    // each (count, signature) is one launch digest, on every core.
+    let igvm = IgvmOptions {
+        native_zero: false,
+        profile: IgvmProfile::Qemu,
+    };
+    let work: Vec<(u32, CpuSignature)> = space
+        .counts
+        .iter()
+        .filter(|&&n| n >= contexts)
+        .flat_map(|&n| space.sigs.iter().map(move |(s, _)| (n, *s)))
+        .collect();
+    tally.refused +=
+        space.counts.iter().filter(|&&n| n < contexts).count() as u64 * space.sigs.len() as u64;
+    let found = parallel(work.len(), space.threads, &|i, t| {
+        let (n, sig) = work[i];
+        let mut cfg = LaunchConfig::new(SevMode::Snp, n, sig, VmmType::Qemu);
+        cfg.igvm = igvm;
+        let Ok(l) = Launch::new(&fw, &cfg) else {
+            t.refused += 1;
+            return;
+        };
+        let Ok((d, _)) = l.launch_digest(
+            &vmsa_core::measure::Sha2Pages,
+            vmsa_core::measure::NoObserver,
+        ) else {
+            t.refused += 1;
+            return;
+        };
+        t.searched += 1;
+        if d.bytes() == space.target {
+            t.found.push(Match {
+                source: Source::Igvm(index, igvm),
+                vcpus: n,
+                signature: sig,
+                vmm: VmmType::Qemu,
+                features: l.config().guest_features.bits(),
+                kernel: false,
+                init: VmInit::Init2,
+            });
+        }
+    });
+    tally.add(found);
+    Ok(tally)
 }
 
 /// `vmsa solve`.
@@ -164,8 +535,53 @@ pub fn run(args: &Args) -> CmdResult {
         (None, Some(m)) => (measurement_bytes(m)?, None),
         (None, None) => return Err("give --report or --measurement".into()),
     };
+    let space = space(args, target, report_sig)?;
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    for (i, path) in args.ovmf.iter().enumerate() {
+        let file = FirmwareFile::open(path, limits::FIRMWARE)?;
+        let image =
+            OvmfImage::parse(file.bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        let fw = Firmware::Ovmf(image);
+        let t = search_ovmf(&space, i, &fw).map_err(|e| format!("{}: {e}", path.display()))?;
+        tally.add(t);
+    }
+    for (i, path) in args.igvm.iter().enumerate() {
+        let bytes = super::files::read(path, limits::IGVM)?;
+        let t = search_igvm(&space, i, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        tally.add(t);
+    }
+    // The order of the axes as given, whatever thread found what.
+    let rank = |m: &Match| {
+        (
+            match m.source {
+                Source::Ovmf(i) => (0, i, 0),
+                Source::Igvm(i, o) => (
+                    1,
+                    i,
+                    IgvmProfile::ALL
+                        .iter()
+                        .position(|p| *p == o.profile)
+                        .unwrap_or(0)
+                        * 2
+                        + usize::from(o.native_zero),
+                ),
+            },
+            space.vmms.iter().position(|v| *v == m.vmm),
+            m.kernel,
+            space.inits.iter().position(|v| *v == m.init),
+            space.features.iter().position(|f| *f == m.features),
+            space.sigs.iter().position(|(s, _)| *s == m.signature),
+            m.vcpus,
+        )
+    };
+    tally.found.sort_by_key(rank);
+    report(args, &space, &tally, start.elapsed().as_secs_f64())
+}
+
+/// The axes the arguments describe.
+fn space(args: &Args, target: [u8; 48], report_sig: Option<CpuSignature>) -> Result<Space, String> {
     let counts = parse_counts(&args.vcpus)?;
-    let max = counts.last().copied().unwrap_or(1);
     // Signatures: the named types (distinct signatures, first name kept), given ones, the report's.
     let mut sigs: Vec<(CpuSignature, String)> = Vec::new();
     let mut add = |sig: CpuSignature, name: String| {
@@ -226,193 +642,103 @@ pub fn run(args: &Args) -> CmdResult {
     }
     features.sort_unstable();
     features.dedup();
-
-    let start = Instant::now();
-    let mut matches = Vec::new();
-    let mut searched: u64 = 0;
-    let mut refused: u64 = 0;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for image_path in &args.ovmf {
-        let file = FirmwareFile::open(image_path, limits::FIRMWARE)?;
-        let image =
-            OvmfImage::parse(file.bytes()).map_err(|e| format!("{}: {e}", image_path.display()))?;
-        let fw = Firmware::Ovmf(image);
-        let config = |vmm, feat, sig, vcpus| {
-            let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, sig, vmm);
-            cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(feat);
-            cfg
-        };
-        // The digest before the VMSAs, once per VMM profile (its section policy decides it; the
-        // vCPU count, signature and features do not): the walk of a 1-vCPU launch.
-        let mut prefixes = Vec::new();
-        for &vmm in &vmms {
-            let first = features
-                .iter()
-                .flat_map(|&f| sigs.iter().map(move |(s, _)| (f, *s)))
-                .find_map(|(f, s)| Launch::new(&fw, &config(vmm, f, s, 1)).ok());
-            let Some(launch) = first else {
-                prefixes.push(None);
-                continue;
-            };
-            let (_, o) = launch
-                .launch_digest(
-                    &vmsa_pagehash::Parallel::all_cores(),
-                    Prefix {
-                        vmsas_last: true,
-                        ..Prefix::default()
-                    },
-                )
-                .map_err(|e| format!("{}: {e}", image_path.display()))?;
-            if !o.vmsas_last {
-                return Err(
-                    "this launch measures VMSAs before other pages; the solver needs them last"
-                        .into(),
-                );
-            }
-            prefixes.push(Some(o.before_vmsas.unwrap_or([0; 48])));
-        }
-        // Every (profile, features, signature) walks its VMSAs once; the configurations are
-        // shared among the cores.
-        let mut work: Vec<(usize, u64, CpuSignature)> = Vec::new();
-        for v in 0..vmms.len() {
-            for &f in &features {
-                for (sig, _) in &sigs {
-                    work.push((v, f, *sig));
-                }
-            }
-        }
-        let next_item = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<(Vec<Match>, u64, u64)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let (mut found, mut searched, mut refused) = (Vec::new(), 0u64, 0u64);
-                        loop {
-                            let i = next_item.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(&(v, feat, sig)) = work.get(i) else {
-                                break;
-                            };
-                            let vmm = vmms[v];
-                            let (Some(seed), Ok(launch)) =
-                                (prefixes[v], Launch::new(&fw, &config(vmm, feat, sig, max)))
-                            else {
-                                refused += counts.len() as u64;
-                                continue;
-                            };
-                            let mut d = SnpDigest::from_seed(seed);
-                            let mut last_page: Option<(Vec<u8>, [u8; 48])> = None;
-                            let mut next = counts.iter().peekable();
-                            for (cpu, v) in launch.vmsas().enumerate() {
-                                let Ok(v) = v else {
-                                    break;
-                                };
-                                let page = v.vmsa.as_bytes();
-                                let contents = match &last_page {
-                                    Some((p, h)) if p.as_slice() == page => *h,
-                                    _ => {
-                                        let h = sha384(page);
-                                        last_page = Some((page.to_vec(), h));
-                                        h
-                                    }
-                                };
-                                d.update_with_contents(
-                                    ItemKind::Vmsa { cpu: cpu as u32 },
-                                    PageType::VMSA,
-                                    VMSA_GPA,
-                                    contents,
-                                );
-                                let n = cpu as u32 + 1;
-                                if next.peek() == Some(&&n) {
-                                    next.next();
-                                    searched += 1;
-                                    if d.ld() == target {
-                                        found.push(Match {
-                                            image: image_path.clone(),
-                                            vcpus: n,
-                                            signature: sig,
-                                            vmm,
-                                            features: feat,
-                                        });
-                                    }
-                                }
-                            }
-                        }
-                        (found, searched, refused)
-                    })
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        });
-        let mut found: Vec<Match> = Vec::new();
-        for (m, s, r) in results {
-            found.extend(m);
-            searched += s;
-            refused += r;
-        }
-        // The order of the axes as given, whatever thread found what.
-        let rank = |m: &Match| {
-            (
-                vmms.iter().position(|v| *v == m.vmm),
-                features.iter().position(|f| *f == m.features),
-                sigs.iter().position(|(s, _)| *s == m.signature),
-                m.vcpus,
-            )
-        };
-        found.sort_by_key(rank);
-        matches.extend(found);
+    let mut inits = if args.kvm_init.is_empty() {
+        vec![VmInit::Init2]
+    } else {
+        args.kvm_init.clone()
+    };
+    inits.dedup();
+    let kernel = match &args.kernel {
+        None => None,
+        Some(k) => Some(SevHashes {
+            kernel: super::files::sha256(k)?,
+            initrd: match &args.initrd {
+                Some(i) => super::files::sha256(i)?,
+                None => SevHashes::sha256(b""),
+            },
+            cmdline: SevHashes::cmdline_hash(args.append.as_deref()),
+        }),
+    };
+    if kernel.is_some() && args.ovmf.is_empty() {
+        return Err("--kernel is for --ovmf images (an IGVM file carries its own)".into());
     }
-    let secs = start.elapsed().as_secs_f64();
-    let hex: String = target.iter().map(|b| format!("{b:02x}")).collect();
-    let axes = [
-        ("images", args.ovmf.len() as u64),
-        ("VMM profiles", vmms.len() as u64),
-        ("guest features", features.len() as u64),
-        ("vCPU signatures", sigs.len() as u64),
-        ("vCPU counts", counts.len() as u64),
+    Ok(Space {
+        target,
+        counts,
+        sigs,
+        vmms,
+        features,
+        inits,
+        kernel,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
+}
+
+/// Prints the matches, or the search space when there are none.
+fn report(args: &Args, space: &Space, tally: &Tally, secs: f64) -> CmdResult {
+    let hex: String = space.target.iter().map(|b| format!("{b:02x}")).collect();
+    let ovmf_axes = [
+        ("OVMF images", args.ovmf.len() as u64),
+        ("VMM profiles", space.vmms.len() as u64),
+        ("kernel hashes", if space.kernel.is_some() { 2 } else { 1 }),
+        ("KVM inits", space.inits.len() as u64),
+        ("guest features", space.features.len() as u64),
+        ("vCPU signatures", space.sigs.len() as u64),
+        ("vCPU counts", space.counts.len() as u64),
     ];
-    let total: u64 = axes.iter().map(|a| a.1).product();
+    let ovmf_total: u64 = if args.ovmf.is_empty() {
+        0
+    } else {
+        ovmf_axes.iter().map(|a| a.1).product()
+    };
+    let igvm_total = args.igvm.len() as u64 * (4 + (space.sigs.len() * space.counts.len()) as u64);
+    let (searched, refused) = (tally.searched, tally.refused);
     if args.json {
         let out = json!({
             "measurement": hex,
             "searched": searched,
             "refused": refused,
             "seconds": secs,
-            "axes": axes.iter().map(|(n, s)| json!({"axis": n, "size": s})).collect::<Vec<_>>(),
-            "matches": matches.iter().map(|m| json!({
-                "ovmf": m.image.display().to_string(),
-                "vcpus": m.vcpus,
-                "vcpu_sig": format!("{:#x}", m.signature.0),
-                "vmm_type": m.vmm.name(),
-                "guest_features": format!("{:#x}", m.features),
-                "command": m.command(),
-            })).collect::<Vec<_>>(),
+            "axes": ovmf_axes.iter().map(|(n, s)| json!({"axis": n, "size": s})).collect::<Vec<_>>(),
+            "igvm_files": args.igvm.len(),
+            "matches": tally.found.iter().map(|m| m.json(args)).collect::<Vec<_>>(),
         });
         crate::outln!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
         );
-    } else if matches.is_empty() {
+    } else if tally.found.is_empty() {
         crate::outln!("no launch in the search space gives {hex}");
         crate::outln!(
             "searched {searched} configurations in {secs:.2} s ({refused} refused as launches QEMU/KVM would not make):"
         );
-        for (name, size) in axes {
-            crate::outln!("  {name:<16} {size}");
+        if !args.ovmf.is_empty() {
+            for (name, size) in ovmf_axes {
+                crate::outln!("  {name:<16} {size}");
+            }
+            crate::outln!("  total            {ovmf_total}");
         }
-        crate::outln!("  total            {total}");
+        if !args.igvm.is_empty() {
+            crate::outln!(
+                "  IGVM files       {} × (spec, igvmmeasure, each ± --native-zero: 4; qemu: {} signatures × {} counts) = {igvm_total}",
+                args.igvm.len(),
+                space.sigs.len(),
+                space.counts.len()
+            );
+        }
         crate::outln!(
-            "cheapest to widen: --vcpus (each count adds one hash per configuration), then --vcpu-sig/--vcpu-type, --guest-features or --features-mask, --vmm-type"
+            "cheapest to widen: --vcpus (each count adds one hash per configuration), then --vcpu-sig/--vcpu-type, --guest-features or --features-mask, --vmm-type, --kernel"
         );
     } else {
-        for m in &matches {
-            crate::outln!("{}", m.command());
+        for m in &tally.found {
+            crate::outln!("{}", m.command(args));
         }
         crate::outln!(
             "{} of {searched} configurations match ({secs:.2} s)",
-            matches.len()
+            tally.found.len()
         );
     }
-    Ok(if matches.is_empty() {
+    Ok(if tally.found.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
