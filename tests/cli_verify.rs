@@ -242,3 +242,101 @@ fn policy_and_key_digest_expectations() {
     let (code, out, _) = vmsa_bin(&allowed);
     assert_eq!(code, 0, "{out}");
 }
+
+/// `vmsa verify … -- LAUNCH`: the measurement is the launch's; when it is not, the launches
+/// near the one given are searched and the input that explains the report named. The report is
+/// a real Genoa report with its MEASUREMENT replaced by a 6-vCPU launch's, so its signature
+/// fails (exit 1) and the measurement check is still made and explained.
+#[test]
+fn a_launch_that_differs_is_explained_by_its_neighbours() {
+    let fw = common::fixture("ovmf_AmdSev_suffix.bin");
+    let fw = fw.to_str().unwrap();
+    let launch = |vcpus: &str| {
+        [
+            "--mode",
+            "snp",
+            "--vcpus",
+            vcpus,
+            "--vcpu-type",
+            "EPYC-Genoa",
+            "--ovmf",
+            fw,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (code, m, err) = common::vmsa_bin(
+        &[
+            &["measure"][..],
+            &launch("6").iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let m: Vec<u8> = (0..48)
+        .map(|i| u8::from_str_radix(&m.trim()[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reports/");
+    let mut report = std::fs::read(format!("{data}genoa-v5-oak.report.bin")).unwrap();
+    report[0x90..0xc0].copy_from_slice(&m);
+    let dir = common::TempDir::new("explain");
+    let path = dir.write("report.bin", &report);
+    let vcek = format!("{data}genoa-v5-oak.vcek.der");
+    let verify = |vcpus: &str, json: bool| {
+        let mut a = vec![
+            "verify",
+            "--report",
+            path.to_str().unwrap(),
+            "--vcek",
+            &vcek,
+        ];
+        if json {
+            a.push("--json");
+        }
+        a.push("--");
+        let l = launch(vcpus);
+        a.extend(l.iter().map(String::as_str));
+        common::vmsa_bin(&a)
+    };
+    let (code, out, err) = verify("4", false);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("FAIL  report signature"), "{out}");
+    assert!(out.contains("FAIL  measurement"), "{out}");
+    assert!(
+        out.contains("the report matches 6 vCPUs, not 4: vmsa measure --mode snp --vcpus 6 --vcpu-sig 0xa10f10 --vmm-type qemu --guest-features 0x1 --ovmf"),
+        "{out}"
+    );
+    let (_, out, _) = verify("4", true);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["explanations"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("the report matches 6 vCPUs, not 4"),
+        "{v}"
+    );
+    // The launch as given: the measurement check passes (the signature still fails).
+    let (code, out, _) = verify("6", false);
+    assert_eq!(code, 1);
+    assert!(out.contains("ok    measurement"), "{out}");
+    assert!(out.contains("the launch given"), "{out}");
+    // A launch that cannot be given.
+    let (code, _, err) = common::vmsa_bin(&[
+        "verify",
+        "--report",
+        path.to_str().unwrap(),
+        "--vcek",
+        &vcek,
+        "--",
+        "--mode",
+        "seves",
+        "--vcpus",
+        "1",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--ovmf",
+        fw,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("an SNP launch"), "{err}");
+}

@@ -115,39 +115,12 @@ pub fn parse_pair(what: &str, pair: &str) -> Result<(IdBlock, IdAuthInfo), Strin
     Ok((block, auth))
 }
 
-/// `vmsa measure`'s arguments after `--`.
-#[derive(clap::Parser)]
-#[command(no_binary_name = true)]
-struct Launch {
-    #[command(flatten)]
-    measure: super::measure::Args,
-}
-
 /// The launch given after `--`: its arguments and SNP digest.
 fn launch(words: &[String]) -> Result<(super::measure::Args, [u8; 48]), String> {
-    use clap::Parser;
-    let l = Launch::try_parse_from(words).map_err(|e| {
-        let text = e.to_string();
-        let first = text
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("error: ");
-        format!("the launch after --: {first}")
-    })?;
-    let mut m = l.measure;
-    // The digest of the launch itself: an ID block the file already has is replaced (signing)
-    // or compared here (--verify-igvm), not checked by `measure`.
-    m.ignore_idblock = true;
+    let m = super::measure::parse_launch(words)?;
     if m.mode.mode != vmsa_core::SevMode::Snp || m.mode.ovmf_hash {
         return Err(
             "the launch after --: ID blocks are for SNP launches (--mode snp or snp:svsm)".into(),
-        );
-    }
-    if m.dump_vmsa || m.tik.is_some() || m.json || m.explain {
-        return Err(
-            "the launch after --: --dump-vmsa, --tik, --json and --explain are for vmsa measure"
-                .into(),
         );
     }
     let d = super::measure::launch_digest(&m).map_err(|e| format!("the launch after --: {e}"))?;

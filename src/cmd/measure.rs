@@ -397,6 +397,37 @@ fn measure(args: &Args) -> Result<(), Failure> {
     print(args, &cfg, &digest, &items.items)
 }
 
+/// `vmsa measure`'s arguments, parsed from words (`vmsa id-block … -- ARGS`, `vmsa verify …
+/// -- ARGS`): the launch only, so `--dump-vmsa`, `--tik`, `--json` and `--explain` are refused,
+/// and an IGVM file's own ID block is not checked (the caller compares digests itself).
+pub fn parse_launch(words: &[String]) -> Result<Args, String> {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    #[command(no_binary_name = true)]
+    struct Launch {
+        #[command(flatten)]
+        measure: Args,
+    }
+    let l = Launch::try_parse_from(words).map_err(|e| {
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        format!("the launch after --: {first}")
+    })?;
+    let mut m = l.measure;
+    m.ignore_idblock = true;
+    if m.dump_vmsa || m.tik.is_some() || m.json || m.explain {
+        return Err(
+            "the launch after --: --dump-vmsa, --tik, --json and --explain are for vmsa measure"
+                .into(),
+        );
+    }
+    Ok(m)
+}
+
 /// The launch digest `vmsa measure ARGS` prints (for `vmsa id-block`), or why there is none:
 /// the message `vmsa measure` would print.
 pub fn launch_digest(args: &Args) -> Result<Vec<u8>, String> {

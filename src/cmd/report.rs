@@ -315,3 +315,19 @@ pub fn run(args: &Args) -> CmdResult {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The CPU signature of a report with CPUID fields (version 3 and later): what the guest's
+/// vCPUs were told, a value `vmsa solve` tries.
+pub fn cpu_signature(report: &vmsa_core::report::Report) -> Option<vmsa_core::CpuSignature> {
+    let r = &report.raw;
+    (r.version >= 3)
+        .then(|| {
+            vmsa_core::CpuSignature::from_family_model_stepping(
+                u32::from(r.cpuid_fam_id),
+                u32::from(r.cpuid_mod_id),
+                u32::from(r.cpuid_step),
+            )
+            .ok()
+        })
+        .flatten()
+}

@@ -520,35 +520,32 @@ pub fn run(args: &Args) -> CmdResult {
     let (target, report_sig) = match (&args.report, &args.measurement) {
         (Some(p), _) => {
             let r = super::report::load(p, args.product)?;
-            let sig = (r.raw.version >= 3)
-                .then(|| {
-                    CpuSignature::from_family_model_stepping(
-                        u32::from(r.raw.cpuid_fam_id),
-                        u32::from(r.raw.cpuid_mod_id),
-                        u32::from(r.raw.cpuid_step),
-                    )
-                    .ok()
-                })
-                .flatten();
-            (r.raw.measurement, sig)
+            (r.raw.measurement, super::report::cpu_signature(&r))
         }
         (None, Some(m)) => (measurement_bytes(m)?, None),
         (None, None) => return Err("give --report or --measurement".into()),
     };
     let space = space(args, target, report_sig)?;
     let start = Instant::now();
+    let tally = search(args, &space)?;
+    report(args, &space, &tally, start.elapsed().as_secs_f64())
+}
+
+/// Every configuration of `space` over the files of `args`, the matches in the order of the
+/// axes as given.
+fn search(args: &Args, space: &Space) -> Result<Tally, String> {
     let mut tally = Tally::default();
     for (i, path) in args.ovmf.iter().enumerate() {
         let file = FirmwareFile::open(path, limits::FIRMWARE)?;
         let image =
             OvmfImage::parse(file.bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
         let fw = Firmware::Ovmf(image);
-        let t = search_ovmf(&space, i, &fw).map_err(|e| format!("{}: {e}", path.display()))?;
+        let t = search_ovmf(space, i, &fw).map_err(|e| format!("{}: {e}", path.display()))?;
         tally.add(t);
     }
     for (i, path) in args.igvm.iter().enumerate() {
         let bytes = super::files::read(path, limits::IGVM)?;
-        let t = search_igvm(&space, i, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let t = search_igvm(space, i, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         tally.add(t);
     }
     // The order of the axes as given, whatever thread found what.
@@ -576,7 +573,101 @@ pub fn run(args: &Args) -> CmdResult {
         )
     };
     tally.found.sort_by_key(rank);
-    report(args, &space, &tally, start.elapsed().as_secs_f64())
+    Ok(tally)
+}
+
+/// What differs between the launch `given` describes (`vmsa measure`'s arguments) and the
+/// launches near it that give `target` (a report's measurement): vCPU counts up to twice the
+/// given one (at least 8 more), every CPU type and the report's CPUID, every VMM profile,
+/// guest features as given, 0x1 and 0x21, the kernel with and without, every IGVM profile. One
+/// line per match ("6 vCPUs, not 4"), at most `limit`; none when nothing near matches.
+pub fn near(
+    given: &super::measure::Args,
+    target: [u8; 48],
+    report_sig: Option<CpuSignature>,
+    limit: usize,
+) -> Result<Vec<String>, String> {
+    let n = given.vcpus.unwrap_or(1).clamp(1, launch::MAX_VCPUS);
+    let top = (n * 2).max(n + 8).min(launch::MAX_VCPUS);
+    let args = Args {
+        report: None,
+        product: None,
+        measurement: None,
+        ovmf: given.ovmf.iter().cloned().collect(),
+        igvm: given.igvm.iter().cloned().collect(),
+        kernel: given.kernel.clone(),
+        initrd: given.initrd.clone(),
+        append: given.append.clone(),
+        kvm_init: Vec::new(),
+        vcpus: format!("1-{top}"),
+        vcpu_type: Vec::new(),
+        vcpu_sig: Vec::new(),
+        vmm_type: Vec::new(),
+        guest_features: vec![given.guest_features, 0x1, 0x21],
+        features_mask: None,
+        json: false,
+    };
+    let space = space(&args, target, report_sig)?;
+    let tally = search(&args, &space)?;
+    let sig = given.cpu.signature().ok().flatten();
+    let profile = given.igvm_profile;
+    Ok(tally
+        .found
+        .iter()
+        .take(limit)
+        .map(|m| {
+            let mut diffs = Vec::new();
+            if m.vcpus != n {
+                diffs.push(format!("{} vCPUs, not {n}", m.vcpus));
+            }
+            if matches!(m.source, Source::Ovmf(_)) {
+                if Some(m.signature) != sig {
+                    let was = sig.map_or("none".into(), |s| format!("{:#x}", s.0));
+                    diffs.push(format!("vCPU signature {:#x}, not {was}", m.signature.0));
+                }
+                if m.vmm != given.vmm_type {
+                    diffs.push(format!(
+                        "VMM type {}, not {}",
+                        m.vmm.name(),
+                        given.vmm_type.name()
+                    ));
+                }
+                if m.features != given.guest_features {
+                    diffs.push(format!(
+                        "guest features {:#x}, not {:#x}",
+                        m.features, given.guest_features
+                    ));
+                }
+                if m.kernel != given.kernel.is_some() {
+                    diffs.push(match m.kernel {
+                        true => "with the kernel hashes".into(),
+                        false => "without the kernel (no kernel hashes)".into(),
+                    });
+                }
+            }
+            if let Source::Igvm(_, o) = m.source {
+                if o.profile != profile || o.native_zero != given.native_zero {
+                    diffs.push(format!(
+                        "IGVM profile {}{}",
+                        o.profile.name(),
+                        if o.native_zero {
+                            " with --native-zero"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            if diffs.is_empty() {
+                diffs.push("the launch as given".into());
+            }
+            format!(
+                "the report matches {}: {}",
+                diffs.join(", "),
+                m.command(&args)
+            )
+        })
+        .collect())
 }
 
 /// The axes the arguments describe.

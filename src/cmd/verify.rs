@@ -75,6 +75,11 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The launch the measurement must be, as `vmsa measure` takes it (`-- --mode snp --vcpus 4
+    /// --vcpu-type EPYC-v4 --ovmf OVMF.fd`). When it differs, the launches near it are searched
+    /// and the inputs that would explain the report named.
+    #[arg(last = true, value_name = "MEASURE ARGS", conflicts_with_all = ["measurement", "reference"])]
+    pub launch: Vec<String>,
 }
 
 /// Hex or base64 bytes, at most `max`, zero-padded to `max`.
@@ -127,12 +132,27 @@ pub fn run(args: &Args) -> CmdResult {
         }
         None => None,
     };
-    let expect_measurement = args
-        .measurement
-        .as_deref()
-        .or(reference.as_deref())
-        .map(|m| expected_bytes("measurement", m, 48))
-        .transpose()?;
+    let launch = match args.launch.is_empty() {
+        true => None,
+        false => {
+            let m = super::measure::parse_launch(&args.launch)?;
+            if m.mode.mode != vmsa_core::SevMode::Snp || m.mode.ovmf_hash {
+                return Err("the launch after --: an SNP launch (--mode snp or snp:svsm)".into());
+            }
+            let d = super::measure::launch_digest(&m)
+                .map_err(|e| format!("the launch after --: {e}"))?;
+            Some((m, d))
+        }
+    };
+    let expect_measurement = match &launch {
+        Some((_, d)) => Some(d.clone()),
+        None => args
+            .measurement
+            .as_deref()
+            .or(reference.as_deref())
+            .map(|m| expected_bytes("measurement", m, 48))
+            .transpose()?,
+    };
     let expect_report_data = args
         .report_data
         .as_deref()
@@ -151,19 +171,39 @@ pub fn run(args: &Args) -> CmdResult {
     let mut push = |name: &'static str, result: Result<String, String>| {
         verdict.checks.push(Check { name, result });
     };
-    if let Some(m) = expect_measurement {
+    let mut explained: Vec<String> = Vec::new();
+    if let Some(m) = &expect_measurement {
+        let ok = raw.measurement[..] == m[..];
         push(
             "measurement",
-            if raw.measurement[..] == m[..] {
-                Ok(hex(&m))
+            if ok {
+                Ok(match &launch {
+                    Some(_) => format!("{}, the launch given", hex(m)),
+                    None => hex(m),
+                })
             } else {
                 Err(format!(
                     "the report has {}, expected {}",
                     hex(&raw.measurement),
-                    hex(&m)
+                    hex(m)
                 ))
             },
         );
+        // The launches near the one given: which input would explain the report.
+        if let (false, Some((given, _))) = (ok, &launch) {
+            explained = if given.mode.svsm {
+                vec!["(no neighbourhood search for snp:svsm launches)".into()]
+            } else {
+                let sig = super::report::cpu_signature(&report);
+                super::solve::near(given, raw.measurement, sig, 5)?
+            };
+            if explained.is_empty() {
+                explained.push(
+                    "no launch near the one given matches the report (vmsa solve searches wider)"
+                        .into(),
+                );
+            }
+        }
     }
     let debug = report.policy().flags().contains(PolicyFlags::DEBUG);
     push(
@@ -309,6 +349,7 @@ pub fn run(args: &Args) -> CmdResult {
             "measurement": hex(&raw.measurement),
             "product": report.product.name(),
             "checks": checks,
+            "explanations": explained,
         });
         crate::outln!(
             "{}",
@@ -320,6 +361,9 @@ pub fn run(args: &Args) -> CmdResult {
                 Ok(d) => crate::outln!("ok    {:<24} {d}", c.name),
                 Err(d) => crate::outln!("FAIL  {:<24} {d}", c.name),
             }
+        }
+        for e in &explained {
+            crate::outln!("      {e}");
         }
         let failed = verdict.checks.iter().filter(|c| c.result.is_err()).count();
         if code == 0 {
