@@ -103,7 +103,10 @@ fn compare(data: &[u8]) {
         // `VERSION_STRING` (0x107) is defined by igvm_defs 0.5, which this reader reads; the
         // igvm crate 0.5 does not parse it yet and refuses the file. A known header type with
         // the optional flag (bit 31) is read as that type here; the crate compares the raw type
-        // (as QEMU does) and refuses it.
+        // (as QEMU does) and refuses it. A relocation or page-table region is matched here by
+        // any VP context of its VP index and VTL (SNP, native and TDX contexts are VTL 0's); the
+        // crate matches regions only against VBS contexts (its SNP case is a TODO) and refuses
+        // the file (the campaign's find).
         (Ok(f), false) => {
             let no_data = f.fixed_header().data_start() as usize >= data.len();
             let version_string = f
@@ -114,13 +117,39 @@ fn compare(data: &[u8]) {
                     || no_data
                     || unmodelled_vbs_register(f)
                     || version_string
-                    || optional_flag(data),
+                    || optional_flag(data)
+                    || region_without_vbs_context(f),
                 "vmsa-core accepts a file igvm 0.5 refuses: {:?}",
                 theirs.err()
             );
         }
         (Err(e), true) => assert!(stricter(e), "igvm 0.5 accepts a file refused with {e:?}"),
     }
+}
+
+/// Whether a relocation or page-table region of `f` has no VBS context the `igvm` crate would
+/// match it with (VP index 0, an overlapping mask, the region's VTL).
+fn region_without_vbs_context(f: &IgvmFile<'_>) -> bool {
+    use vmsa_core::igvm::header::{Header, VpContextData};
+    let regions: Vec<(u32, u16, u8)> = f
+        .headers()
+        .filter_map(|e| match e.header {
+            Header::RelocatableRegion(r) => Some((r.compatibility_mask, r.vp_index, r.vtl)),
+            Header::PageTableRelocation(r) => Some((r.compatibility_mask, r.vp_index, r.vtl)),
+            _ => None,
+        })
+        .collect();
+    regions.iter().any(|&(mask, vp_index, vtl)| {
+        !f.headers().any(|e| match e.header {
+            Header::VpContext(v) => match v.data {
+                VpContextData::Vbs(c) => {
+                    vp_index == 0 && v.compatibility_mask & mask != 0 && c.vtl == vtl
+                }
+                _ => false,
+            },
+            _ => false,
+        })
+    })
 }
 
 /// Whether a VBS context of `f` names a register the `igvm` crate does not model.

@@ -16,6 +16,8 @@ pub fn launch_everything(fw: &Firmware<'_>, pick: u8) {
     let features = if pick & 0x40 != 0 { 0x21 } else { 0x1 };
     let (modes, profiles): (&[SevMode], &[IgvmProfile]) = match fw {
         Firmware::Ovmf(_) => (&SevMode::ALL, &[IgvmProfile::Spec]),
+        // SNP only.
+        Firmware::Svsm { .. } => (&[SevMode::Snp], &[IgvmProfile::Spec]),
         // The platform decides the mode.
         Firmware::Igvm { .. } => (&[SevMode::Snp], &IgvmProfile::ALL),
     };
@@ -58,6 +60,34 @@ pub fn launch_everything(fw: &Firmware<'_>, pick: u8) {
                 let _ = launch.digest_from_seed([7; 48], NoObserver);
             }
             let _ = launch.id_block_ld();
+        }
+    }
+    // An OVMF image is also an SVSM and its own OVMF: the SVSM launch of both profiles, with a
+    // variable store the pick chooses (0 and unaligned sizes among them, refused).
+    if let Firmware::Ovmf(image) = fw {
+        let svsm = Firmware::Svsm {
+            ovmf: *image,
+            svsm: *image,
+            vars_size: u64::from(pick) * 0x1000 + u64::from(pick & 1),
+        };
+        for profile in vmsa_core::launch::SvsmProfile::ALL {
+            let mut cfg =
+                LaunchConfig::new(SevMode::Snp, vcpus, CpuSignature(0x800f12), VmmType::Qemu);
+            cfg.svsm = profile;
+            let Ok(launch) = Launch::new(&svsm, &cfg) else {
+                continue;
+            };
+            for v in launch.vmsas().flatten() {
+                let _ = launch.fidelity(&v).is_exact();
+            }
+            let bytes: u64 = launch
+                .measured_updates()
+                .map(|u| u.len)
+                .fold(0, u64::saturating_add);
+            if bytes <= 1 << 20 {
+                let _ = launch.digest(&Sha2Pages, NoObserver);
+            }
+            let _ = launch.digest_from_seed([7; 48], NoObserver);
         }
     }
 }
