@@ -22,9 +22,9 @@ use vmsa_core::hash_table::SevHashes;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::kvm::VmInit;
 use vmsa_core::launch::{self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig};
-use vmsa_core::measure::{ItemKind, MeasuredItem, Observer, SnpDigest, sha384};
+use vmsa_core::measure::{MeasuredItem, Observer, sha384};
 use vmsa_core::ovmf::OvmfImage;
-use vmsa_core::page::{PageType, VMSA_GPA};
+use vmsa_core::page::{PageInfo, PageType, VMSA_GPA};
 use vmsa_core::report::Product;
 use vmsa_core::reset::VmmType;
 use vmsa_core::{CpuSignature, SevMode};
@@ -317,6 +317,16 @@ fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tally, 
     };
     let max = space.counts.last().copied().unwrap_or(1);
     let mut tally = Tally::default();
+    // The firmware pages, hashed once for every base (the SNP launch measures them first).
+    let Firmware::Ovmf(image) = fw else {
+        return Err("not an OVMF image".into());
+    };
+    let (fw_seed, _) = launch::firmware_digest(
+        image.bytes(),
+        &vmsa_pagehash::Parallel::all_cores(),
+        vmsa_core::measure::NoObserver,
+    )
+    .map_err(|e| e.to_string())?;
     for &vmm in &space.vmms {
         for kernel in &kernels {
             for &init in &space.inits {
@@ -339,9 +349,10 @@ fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tally, 
                     continue;
                 };
                 let (_, o) = launch
-                    .launch_digest(
-                        &vmsa_pagehash::Parallel::all_cores(),
+                    .digest_from_seed(
+                        fw_seed,
                         Prefix {
+                            before_vmsas: Some(fw_seed),
                             vmsas_last: true,
                             ..Prefix::default()
                         },
@@ -359,22 +370,31 @@ fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tally, 
                     .iter()
                     .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
                     .collect();
-                let found = parallel(work.len(), space.threads, &|i, t| {
-                    let (feat, sig) = work[i];
-                    let Ok(launch) = Launch::new(fw, &config(feat, sig, max)) else {
-                        t.refused += space.counts.len() as u64;
-                        return;
+                // Four configurations per job: their chains advance together, four PAGE_INFO
+                // hashes per SIMD step.
+                let quads: Vec<&[(u64, CpuSignature)]> = work.chunks(4).collect();
+                let found = parallel(quads.len(), space.threads, &|i, t| {
+                    let mut lanes = Vec::new();
+                    for &(feat, sig) in quads[i] {
+                        match Launch::new(fw, &config(feat, sig, max)) {
+                            Ok(launch) => lanes.push((feat, sig, launch)),
+                            Err(_) => t.refused += space.counts.len() as u64,
+                        }
+                    }
+                    let hit = |lane: usize, n| {
+                        let (feat, sig, _) = &lanes[lane];
+                        Match {
+                            source: Source::Ovmf(index),
+                            vcpus: n,
+                            signature: *sig,
+                            vmm,
+                            features: *feat,
+                            kernel: kernel.is_some(),
+                            init,
+                        }
                     };
-                    let hit = |n| Match {
-                        source: Source::Ovmf(index),
-                        vcpus: n,
-                        signature: sig,
-                        vmm,
-                        features: feat,
-                        kernel: kernel.is_some(),
-                        init,
-                    };
-                    walk(&launch, seed, space, t, &hit);
+                    let launches: Vec<&Launch<'_, '_>> = lanes.iter().map(|l| &l.2).collect();
+                    walk4(&launches, seed, space, t, &hit);
                 });
                 tally.add(found);
             }
@@ -383,42 +403,65 @@ fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tally, 
     Ok(tally)
 }
 
-/// One configuration's VMSAs chained from `seed`: every count of the space a point on the walk.
-fn walk(
-    launch: &Launch<'_, '_>,
+/// Up to four configurations' VMSAs chained from `seed` together, four `PAGE_INFO` hashes per
+/// step ([`vmsa_pagehash::sha384_page_infos`]); every count of the space a point on the walk.
+/// Each distinct VMSA page is hashed once: the launch says from which vCPU on they repeat.
+fn walk4(
+    launches: &[&Launch<'_, '_>],
     seed: [u8; 48],
     space: &Space,
     t: &mut Tally,
-    hit: &dyn Fn(u32) -> Match,
+    hit: &dyn Fn(usize, u32) -> Match,
 ) {
-    let mut d = SnpDigest::from_seed(seed);
-    let mut last_page: Option<(Vec<u8>, [u8; 48])> = None;
+    // Each lane's VMSA contents hashes: one per vCPU up to the shared page, which stands for
+    // the rest.
+    let max = space.counts.last().copied().unwrap_or(0);
+    let mut contents: Vec<Vec<[u8; 48]>> = Vec::new();
+    let mut lanes_max = Vec::new();
+    for l in launches {
+        let distinct = l.shared_vmsa_from().map_or(max, |s| s + 1).min(max);
+        let pages: Vec<[u8; 48]> = (0..distinct)
+            .map_while(|cpu| l.vmsa(cpu).ok().map(|v| sha384(v.vmsa.as_bytes())))
+            .collect();
+        // A launch whose VMSAs stop early (none do once `Launch::new` accepted them) walks
+        // only that far.
+        lanes_max.push(if (pages.len() as u32) < distinct {
+            pages.len() as u32
+        } else {
+            max
+        });
+        contents.push(pages);
+    }
+    let mut lds = [seed; 4];
+    let mut infos = [[0u8; vmsa_pagehash::PAGE_INFO]; 4];
     let mut next = space.counts.iter().peekable();
-    for (cpu, v) in launch.vmsas().enumerate() {
-        let Ok(v) = v else {
-            break;
-        };
-        let page = v.vmsa.as_bytes();
-        let contents = match &last_page {
-            Some((p, h)) if p.as_slice() == page => *h,
-            _ => {
-                let h = sha384(page);
-                last_page = Some((page.to_vec(), h));
-                h
-            }
-        };
-        d.update_with_contents(
-            ItemKind::Vmsa { cpu: cpu as u32 },
-            PageType::VMSA,
-            VMSA_GPA,
-            contents,
-        );
-        let n = cpu as u32 + 1;
+    for cpu in 0..max {
+        for (lane, info) in infos.iter_mut().enumerate().take(launches.len()) {
+            let c = &contents[lane];
+            let page = c.get(cpu as usize).or(c.last()).copied().unwrap_or([0; 48]);
+            let pi = PageInfo {
+                digest_cur: lds[lane],
+                contents: page,
+                length: 0x70,
+                page_type: PageType::VMSA.0,
+                imi_page: 0,
+                vmpl_perms: [0; 4],
+                gpa: VMSA_GPA,
+            };
+            info.copy_from_slice(pi.as_bytes());
+        }
+        lds = vmsa_pagehash::sha384_page_infos(&infos);
+        let n = cpu + 1;
         if next.peek() == Some(&&n) {
             next.next();
-            t.searched += 1;
-            if d.ld() == space.target {
-                t.found.push(hit(n));
+            for (lane, ld) in lds.iter().enumerate().take(launches.len()) {
+                if n > lanes_max[lane] {
+                    continue;
+                }
+                t.searched += 1;
+                if *ld == space.target {
+                    t.found.push(hit(lane, n));
+                }
             }
         }
     }

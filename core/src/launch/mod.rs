@@ -299,6 +299,17 @@ impl<'f, 'a> Launch<'f, 'a> {
         }
     }
 
+    /// The vCPU index from which every vCPU's launch VMSA is the same page, when the launch has
+    /// one: 1 for OVMF launches (the APs share one page) and SVSM launches (every vCPU starts
+    /// in the SVSM); none for IGVM files (their VP contexts differ). A caller walking many vCPU
+    /// counts hashes each distinct page once.
+    pub fn shared_vmsa_from(&self) -> Option<u32> {
+        match self.vmsas {
+            Vmsas::Ovmf(_) => Some(1),
+            Vmsas::None | Vmsas::Igvm(_) => None,
+        }
+    }
+
     /// vCPU `cpu`'s launch VMSA: the page KVM measures for it. For the qemu IGVM profile a VP
     /// context becomes the page KVM builds from the registers QEMU copies.
     pub fn vmsa(&self, cpu: u32) -> Result<LaunchVmsa, LaunchError> {
