@@ -26,6 +26,7 @@ use x509_cert::Certificate;
 
 pub mod builtin;
 pub mod id_block;
+pub mod view;
 
 /// Why a certificate could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

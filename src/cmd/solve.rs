@@ -22,7 +22,7 @@ use vmsa_core::hash_table::SevHashes;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::kvm::VmInit;
 use vmsa_core::launch::{self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig};
-use vmsa_core::measure::{MeasuredItem, Observer, sha384};
+use vmsa_core::measure::sha384;
 use vmsa_core::ovmf::OvmfImage;
 use vmsa_core::page::{PageInfo, PageType, VMSA_GPA};
 use vmsa_core::report::Product;
@@ -127,27 +127,6 @@ fn measurement_bytes(text: &str) -> Result<[u8; 48], String> {
     let b = super::args::hex_or_base64("--measurement", text, 48, false)
         .map_err(|e| format!("{e} (an SNP measurement has 48)"))?;
     <[u8; 48]>::try_from(b.as_slice()).map_err(|_| "--measurement: 48 bytes".to_string())
-}
-
-/// The digest just before the first VMSA, and whether every VMSA came after every other item.
-#[derive(Default)]
-struct Prefix {
-    before_vmsas: Option<[u8; 48]>,
-    seen_vmsa: bool,
-    vmsas_last: bool,
-}
-
-impl Observer for Prefix {
-    fn measured(&mut self, item: &MeasuredItem) {
-        if item.page_type == Some(PageType::VMSA) {
-            self.seen_vmsa = true;
-        } else {
-            if self.seen_vmsa {
-                self.vmsas_last = false;
-            }
-            self.before_vmsas = Some(item.digest_after);
-        }
-    }
 }
 
 /// Where a configuration's firmware comes from.
@@ -348,23 +327,12 @@ fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tally, 
                     tally.refused += per_base;
                     continue;
                 };
-                let (_, o) = launch
-                    .digest_from_seed(
-                        fw_seed,
-                        Prefix {
-                            before_vmsas: Some(fw_seed),
-                            vmsas_last: true,
-                            ..Prefix::default()
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
-                if !o.vmsas_last {
-                    return Err(
-                        "this launch measures VMSAs before other pages; the solver needs them last"
-                            .into(),
-                    );
-                }
-                let seed = o.before_vmsas.unwrap_or([0; 48]);
+                let seed = launch
+                    .digest_before_vmsas(Some(fw_seed))
+                    .map_err(|e| e.to_string())?
+                    .ok_or(
+                        "this launch measures VMSAs before other pages; the solver needs them last",
+                    )?;
                 let work: Vec<(u64, CpuSignature)> = space
                     .features
                     .iter()

@@ -55,8 +55,17 @@ const signedPath = join(dumpDir, 'signed.igvm');
 run(vmsaBin, ['id-block', '--id-key', join(repo, 'tests', 'data', 'keys', 'id-sec1.pem'), '--igvm-out', signedPath, '--', '--mode', 'snp', '--igvm', igvmPath]);
 const svsmDir = join(repo, 'tests', 'data', 'svsm');
 
+// A real Genoa report (tests/data/reports) with its MEASUREMENT replaced by a 6-vCPU launch of
+// the AmdSev fixture (its signature no longer verifies; the page does not check signatures).
+const genoa = readFileSync(join(repo, 'tests', 'data', 'reports', 'genoa-v5-oak.report.bin'));
+const sixVcpus = run(vmsaBin, ['measure', '--mode', 'snp', '--vcpus', '6', '--vcpu-type', 'EPYC-Milan', '--ovmf', join(fixtures, suffixName)]);
+const report6 = Buffer.from(genoa);
+Buffer.from(sixVcpus, 'hex').copy(report6, 0x90);
+
 const files = {
   [igvmName]: readFileSync(igvmPath),
+  'genoa.report.b64': Buffer.from(genoa.toString('base64')),
+  'report-6.bin': report6,
   'signed.igvm': readFileSync(signedPath),
   'svsm_ovmf.fd': readFileSync(join(svsmDir, 'svsm_ovmf.fd')),
   'svsm.bin': readFileSync(join(svsmDir, 'svsm.bin')),
@@ -315,6 +324,29 @@ describe('vmsa preview page in headless Chromium', () => {
     // Anchored outside our code: the peer's digest of the same 512-vCPU launch.
     const peer = run('sev-snp-measure', ['--mode', 'snp', '--vcpus', '512', '--vcpu-type', 'EPYC-v4', '--ovmf', OVMF]);
     assert.equal(await text('#digest'), peer);
+  });
+
+  test('a report: decoded; its measurement against the launch shown; the launches near it searched', async () => {
+    await setOptions({ mode: 'snp', vcpus: 4, cpu: 'EPYC-Milan' });
+    await dropAndRender('drop', suffixName);
+    await dropAndRender('drop4', 'report-6.bin');
+    assert.equal(await errorText(), '');
+    assert.match(await text('#report-match'), /is not the launch shown/);
+    assert.match(await text('#report-text'), /0x188 cpuid {14}family 0x19 model 0x11 stepping 0x1: Genoa/);
+    await page.click('#neighbours');
+    await page.waitForSelector('#neighbours-list li');
+    assert.match(await text('#neighbours-list'), /the report matches 6 vCPUs, not 4: 6 vCPUs, EPYC-Milan \(0xa00f11\), qemu/);
+    // The launch the report names: equal.
+    const n = await renders();
+    await page.fill('#vcpus', '6');
+    await page.dispatchEvent('#vcpus', 'change');
+    await rendered(n);
+    assert.match(await text('#report-match'), /equals the launch shown/);
+    // The real report, in base64: decoded the way `vmsa report` prints it.
+    await dropAndRender('drop4', 'genoa.report.b64');
+    const cli = run(vmsaBin, ['report', join(repo, 'tests', 'data', 'reports', 'genoa-v5-oak.report.bin')]);
+    assert.equal(await text('#report-text'), cli);
+    assert.match(await text('#report-match'), /is not the launch shown/);
   });
 
   test('truncated files give readable errors and the page stays up', async () => {

@@ -11,6 +11,8 @@ const state = {
   pages: [],       // Uint8Array per vCPU: the VMSAs of the main file (launch or the page itself)
   dropAt: null,    // performance.now() of the last drop/pick of the main file
   svsm: null,      // { name, bytes } of the SVSM binary (snp:svsm)
+  report: null,    // { name, bytes } of the attestation report
+  digest: null,    // the launch digest shown (hex)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -220,7 +222,59 @@ function guestFeatures(text) {
 }
 
 function hideResults() {
-  for (const id of ['digest-panel', 'diff-panel', 'findings-panel', 'vmsas-panel', 'firmware-panel']) $(id).hidden = true;
+  for (const id of ['digest-panel', 'diff-panel', 'findings-panel', 'vmsas-panel', 'firmware-panel', 'report-panel']) $(id).hidden = true;
+}
+
+// The attestation module (wasm/web/pkg-report), loaded when the first report is dropped: the
+// preview module stays within its budget.
+let reportCore = null;
+async function loadReportModule() {
+  if (!reportCore) {
+    const m = await import('./pkg-report/vmsa_wasm_report.js');
+    await m.default();
+    reportCore = m;
+  }
+  return reportCore;
+}
+
+// The report decoded and its measurement against the launch shown.
+function renderReport() {
+  if (!state.report || !reportCore) return;
+  const r = JSON.parse(reportCore.decodeReport(state.report.bytes));
+  state.reportView = r;
+  $('report-summary').textContent = `${state.report.name}, version ${r.fields.version}`;
+  $('report-text').textContent = r.text;
+  $('neighbours-list').replaceChildren();
+  const match = $('report-match');
+  if (!state.digest) {
+    match.textContent = `measurement ${r.measurement} (drop the firmware to compare it with a launch)`;
+    $('neighbours').hidden = true;
+  } else if (state.digest === r.measurement) {
+    match.textContent = 'the report\'s measurement equals the launch shown';
+    match.className = 'ok';
+    $('neighbours').hidden = true;
+  } else {
+    match.textContent = `the report's measurement ${r.measurement} is not the launch shown (${state.digest})`;
+    match.className = 'differs';
+    $('neighbours').hidden = document.body.dataset.kind !== 'ovmf' || $('mode').value !== 'snp';
+  }
+  $('report-panel').hidden = false;
+}
+
+function searchNeighbours() {
+  step('search near this launch', () => {
+    const o = options();
+    const r = state.reportView;
+    const out = JSON.parse(reportCore.neighbours(state.file.bytes, r.measurement, o.vcpus, o.cpu, o.vmm, o.features, r.cpu_sig ?? 0));
+    const list = $('neighbours-list');
+    list.replaceChildren();
+    for (const m of out.matches) {
+      list.append(el('li', { class: 'neighbour', text: `${m.explanation}: ${m.vcpus} vCPUs, ${m.cpu} (${m.vcpu_sig}), ${m.vmm}, guest features ${m.guest_features}` }));
+    }
+    if (out.matches.length === 0) {
+      list.append(el('li', { text: `no launch near this one gives the report's measurement (${out.searched} searched; vmsa solve searches wider)` }));
+    }
+  });
 }
 
 function render() {
@@ -228,7 +282,12 @@ function render() {
   hideResults();
   $('svsm-options').hidden = $('mode').value !== 'snp:svsm';
   state.pages = [];
-  if (!state.file) return;
+  state.digest = null;
+  if (!state.file) {
+    step('report', renderReport);
+    document.body.dataset.rendered = String(Number(document.body.dataset.rendered ?? 0) + 1);
+    return;
+  }
   const { bytes, name } = state.file;
   const kind = step('detect', () => core.detect(bytes));
   $('file-info').textContent = `${name}: ${bytes.length} bytes, ${kind ?? 'unreadable'}`;
@@ -245,6 +304,7 @@ function render() {
         state.pages = report.vmsas.map((_, i) => launch.vmsa(i));
         views = report.vmsas;
         $('digest').textContent = report.digest;
+        state.digest = report.digest;
         $('digest-mode').textContent = `${report.mode}, ${views.length} vCPU${views.length === 1 ? '' : 's'}`;
         $('digest-panel').hidden = false;
         renderFindings(report.findings);
@@ -270,6 +330,7 @@ function render() {
     differing[keep] = renderDiff(state.pages[keep], `${name} vCPU ${keep}`);
   });
   step('VMSA table', () => renderVmsas(views, differing));
+  if (state.report) step(state.report.name, renderReport);
 
   if (state.dropAt !== null) {
     const ms = performance.now() - state.dropAt;
@@ -299,6 +360,18 @@ async function takeSvsm(file) {
   try {
     state.svsm = await readFile(file);
     $('file3-info').textContent = `${state.svsm.name}: ${state.svsm.bytes.length} bytes`;
+  } catch (err) {
+    showError(file.name, err);
+    return;
+  }
+  render();
+}
+
+async function takeReport(file) {
+  try {
+    state.report = await readFile(file);
+    $('file4-info').textContent = `${state.report.name}: ${state.report.bytes.length} bytes`;
+    await loadReportModule();
   } catch (err) {
     showError(file.name, err);
     return;
@@ -350,6 +423,8 @@ async function main() {
   wireDrop($('drop'), $('file'), takeMain);
   wireDrop($('drop2'), $('file2'), takeSecond);
   wireDrop($('drop3'), $('file3'), takeSvsm);
+  wireDrop($('drop4'), $('file4'), takeReport);
+  $('neighbours').addEventListener('click', searchNeighbours);
   $('clear2').addEventListener('click', () => {
     state.second = null;
     $('file2-info').textContent = 'no file';

@@ -472,6 +472,47 @@ impl<'f, 'a> Launch<'f, 'a> {
         self.digest_of(&mut rest, Some(seed), &crate::measure::Sha2Pages, observer)
     }
 
+    /// SNP: the launch digest just before the first VMSA, from `seed` (after the firmware
+    /// pages, as [`firmware_digest`] gives them) or from the start: every vCPU count of one
+    /// configuration continues from it with one `PAGE_INFO` per VMSA (`vmsa solve`, the page's
+    /// neighbourhood search). `None` unless the launch measures every VMSA after every other
+    /// page (OVMF and SVSM launches, IGVM's qemu profile) and is SNP.
+    pub fn digest_before_vmsas(
+        &self,
+        seed: Option<[u8; 48]>,
+    ) -> Result<Option<[u8; 48]>, LaunchError> {
+        /// The digest before the first VMSA, and whether a page came after a VMSA.
+        struct Before {
+            ld: [u8; 48],
+            seen_vmsa: bool,
+            page_after_vmsa: bool,
+        }
+        impl Observer for Before {
+            fn measured(&mut self, item: &crate::measure::MeasuredItem) {
+                if item.page_type == Some(PageType::VMSA) {
+                    self.seen_vmsa = true;
+                } else if self.seen_vmsa {
+                    self.page_after_vmsa = true;
+                } else {
+                    self.ld = item.digest_after;
+                }
+            }
+        }
+        if self.config.mode != SevMode::Snp || !self.measures_vmsas() {
+            return Ok(None);
+        }
+        let start = Before {
+            ld: seed.unwrap_or([0; 48]),
+            seen_vmsa: false,
+            page_after_vmsa: false,
+        };
+        let (_, b) = match seed {
+            Some(s) => self.digest_from_seed(s, start)?,
+            None => self.digest(&crate::measure::Sha2Pages, start)?,
+        };
+        Ok((!b.page_after_vmsa).then_some(b.ld))
+    }
+
     fn digest_of<'u, O: Observer>(
         &self,
         updates: &mut dyn Iterator<Item = LaunchUpdate<'u>>,
