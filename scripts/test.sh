@@ -83,5 +83,7 @@ step "wasm: vmsa-wasm for wasm32-unknown-unknown (128 KiB budget), then the page
 bash wasm/build.sh
 cargo build -q --bin vmsa
 ( cd wasm/e2e && node --test --test-reporter=spec e2e.test.js )
+step "python: the vmsa wheel (abi3) against sev-snp-measure 0.0.13's own unit tests (imports changed only), its own tests, the in-process benchmark"
+bash scripts/python-compat.sh
 # <<< extra steps <<<
 step "all checks passed"
