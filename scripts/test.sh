@@ -26,6 +26,8 @@ step "install: sev-snp-measure 0.0.13 (reference peer)"
 [ "$(python3 -m pip show sev-snp-measure 2>/dev/null | awk '/^Version:/ { print $2 }')" = 0.0.13 ] \
   || python3 -m pip install -q --disable-pip-version-check sev-snp-measure==0.0.13
 # >>> extra installs (add yours here) >>>
+step "install: cbindgen (the C header of libvmsa_capi is checked to be current)"
+command -v cbindgen >/dev/null 2>&1 || cargo install -q --locked cbindgen
 step "install: cargo-fuzz (fuzz smoke runs, nightly toolchain)"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install -q --locked cargo-fuzz
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install -q --profile minimal nightly
@@ -83,6 +85,8 @@ step "wasm: vmsa-wasm for wasm32-unknown-unknown (128 KiB budget), then the page
 bash wasm/build.sh
 cargo build -q --bin vmsa
 ( cd wasm/e2e && node --test --test-reporter=spec e2e.test.js )
+step "C: libvmsa_capi's header current; a C program doing QEMU's SEV steps under ASan and UBSan gives vmsa measure's digests; pkg-config"
+bash scripts/capi-test.sh
 step "python: the vmsa wheel (abi3) against sev-snp-measure 0.0.13's own unit tests (imports changed only), its own tests, the in-process benchmark"
 bash scripts/python-compat.sh
 # <<< extra steps <<<
