@@ -44,3 +44,14 @@ cc -std=c11 -Wall -Werror capi/tests/qemu_flow.c $(PKG_CONFIG_PATH="$out" pkg-co
 got=$("$out/qemu_flow_shared" "$fw" 4 0x800f12 | awk '/^digest / { print $2 }')
 [ "$got" = "$(target/release/vmsa measure --mode snp --vcpus 4 --vcpu-sig 0x800f12 --ovmf "$fw")" ]
 echo "pkg-config build against the shared library: the same digest"
+
+# The README's example, as written there.
+python3 scripts/readme-example.py "## Use from C" c > "$out/readme_example.c"
+cc -std=c11 -Wall -Wextra -Werror -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+  -Icapi/include "$out/readme_example.c" target/release/libvmsa_capi.a -lpthread -ldl -lm \
+  -o "$out/readme_example"
+got=$("$out/readme_example")
+want=$(target/release/vmsa measure --mode snp --vcpus 4 --vcpu-type EPYC-v4 \
+  --ovmf tests/data/sev-snp-measure/ovmf_AmdSev_suffix.bin)
+[ "$got" = "$want" ] || { echo "capi-test.sh: the README's C example printed $got, not $want" >&2; exit 1; }
+echo "the README's C example (ASan, UBSan): $got"

@@ -44,6 +44,17 @@ cp tests/data/sev-snp-measure/keyfile/*.pem "$work/tests/keyfile/"
 # This package's own tests.
 ( cd python && "$repo/$venv/bin/python" -m unittest discover -s tests -v )
 
+# The README's example, as written there, from the repository's root; its digest is
+# `vmsa measure`'s.
+python3 scripts/readme-example.py "## Use from Python" python > target/python/readme_example.py
+printed=$("$venv/bin/python" target/python/readme_example.py)
+echo "$printed"
+got=$(printf '%s\n' "$printed" | head -1)
+want=$(cargo run -q --release --bin vmsa -- measure --mode snp --vcpus 4 --vcpu-type EPYC-v4 \
+  --ovmf tests/data/sev-snp-measure/ovmf_AmdSev_suffix.bin)
+[ "$got" = "$want" ] || { echo "python-compat.sh: the README's example printed $got, not $want" >&2; exit 1; }
+echo "the README's Python example: $got"
+
 # The in-process benchmark against sev-snp-measure's own function (prints a ratio).
 "$venv/bin/python" -m pip install -q --disable-pip-version-check sev-snp-measure==0.0.13
 if [ -f /usr/share/OVMF/OVMF_CODE.fd ]; then

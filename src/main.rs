@@ -7,7 +7,7 @@ mod cmd;
 /// Exact, checkable initial CPU state (VMSAs) for AMD SEV, SEV-ES and SEV-SNP guests.
 #[derive(Debug, Parser)]
 #[command(name = "vmsa", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,6 +35,8 @@ enum Command {
     /// An SNP ID block and its signatures for a launch digest (QEMU's id-block/id-auth, as
     /// sev-snp-measure's snp-create-id-block prints them); --verify checks a pair.
     IdBlock(cmd::id_block::Args),
+    /// Shell completions or the man pages, generated from this command line's definition.
+    Generate(cmd::generate::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Some(Command::Verify(args)) => cmd::verify::run(&args),
         Some(Command::Solve(args)) => cmd::solve::run(&args),
         Some(Command::IdBlock(args)) => cmd::id_block::run(&args),
+        Some(Command::Generate(args)) => cmd::generate::run::<Cli>(&args),
         None => cmd::run::main_job(),
     };
     match result {

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod diff;
 pub mod files;
+pub mod generate;
 pub mod id_block;
 pub mod igvm_sign;
 pub mod inspect;
