@@ -301,6 +301,44 @@ fn report_json(bytes: &[u8]) -> PyResult<String> {
     Ok(vmsa_attest::view::to_json(&r).to_string())
 }
 
+/// One check of a verdict for Python: `(name, ok, detail)`.
+type CheckRow = (&'static str, bool, String);
+
+/// Verifies a report (raw, hex or base64) with its VCEK or VLEK certificate (DER or PEM) and
+/// optionally AMD's chain (a PEM bundle; by default the built-in one): `(passed, [(check, ok,
+/// detail)])`, every check `vmsa verify` makes of the report's authenticity and platform.
+#[pyfunction]
+#[pyo3(signature = (report, key, chain=None, check_time=true))]
+fn verify_report(
+    report: &[u8],
+    key: &[u8],
+    chain: Option<&[u8]>,
+    check_time: bool,
+) -> PyResult<(bool, Vec<CheckRow>)> {
+    let (raw, _) = vmsa_attest::view::decode_input(report).map_err(PyValueError::new_err)?;
+    let r = Report::parse(&raw, None).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let key = vmsa_attest::Cert::parse(key).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let chain = match chain {
+        Some(c) => {
+            vmsa_attest::Cert::bundle(c).map_err(|e| PyValueError::new_err(e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    let options = vmsa_attest::Options {
+        now: check_time.then(std::time::SystemTime::now),
+    };
+    let v = vmsa_attest::verify(&r, &key, &chain, options);
+    let checks = v
+        .checks
+        .iter()
+        .map(|c| match &c.result {
+            Ok(d) => (c.name, true, d.clone()),
+            Err(d) => (c.name, false, d.clone()),
+        })
+        .collect();
+    Ok((v.passed(), checks))
+}
+
 /// An ID block and its authentication information for launch digest `ld`, signed with the ID
 /// key (and the author key), both PEM (SEC1 or PKCS#8): `(id_block, id_auth, id_key_digest,
 /// author_key_digest or None)`, as bytes.
@@ -388,6 +426,7 @@ fn _vmsa(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vmsa_diff, m)?)?;
     m.add_function(wrap_pyfunction!(report_json, m)?)?;
     m.add_function(wrap_pyfunction!(id_block, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_report, m)?)?;
     m.add_function(wrap_pyfunction!(verify_id_block, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_types, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_sig, m)?)?;

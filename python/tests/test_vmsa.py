@@ -85,6 +85,19 @@ class TestAttestation(unittest.TestCase):
         with self.assertRaises(ValueError):
             vmsa.report(b"not a report")
 
+    def test_a_real_report_verifies_and_a_tampered_one_does_not(self):
+        reports = DATA / "reports"
+        report = (reports / "genoa-v5-oak.report.bin").read_bytes()
+        vcek = (reports / "genoa-v5-oak.vcek.der").read_bytes()
+        v = vmsa.verify(report, vcek)
+        self.assertTrue(v.passed, v.checks)
+        self.assertIn(("report signature", True), [(n, ok) for n, ok, _ in v.checks])
+        tampered = bytearray(report)
+        tampered[0x90] ^= 1
+        v = vmsa.verify(bytes(tampered), vcek)
+        self.assertFalse(v.passed)
+        self.assertIn(("report signature", False), [(n, ok) for n, ok, _ in v.checks])
+
     def test_id_block_signs_and_verifies(self):
         keys = DATA / "keys"
         b = vmsa.id_block(bytes(range(48)), (keys / "id-sec1.pem").read_text(),

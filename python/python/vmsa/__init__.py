@@ -25,7 +25,7 @@ from . import _vmsa
 __version__ = _vmsa.__version__
 __all__ = [
     "Vmsa", "Launch", "MeasuredItem", "launch", "snp_ovmf_hash", "diff", "report",
-    "IdBlock", "id_block", "verify_id_block", "cpu_types", "cpu_sig",
+    "IdBlock", "id_block", "verify_id_block", "Verdict", "verify", "cpu_types", "cpu_sig",
 ]
 
 PathLike = Union[str, "_os.PathLike[str]"]
@@ -152,6 +152,25 @@ def report(data: bytes) -> Dict[str, object]:
     """An SNP attestation report (1184 raw bytes, or hex or base64 text) decoded: the fields
     ``vmsa report --json`` prints."""
     return _json.loads(_vmsa.report_json(bytes(data)))
+
+
+@_dataclass(frozen=True)
+class Verdict:
+    """``vmsa verify``'s verdict on a report: ``passed`` when every check passed, and each
+    check as ``(name, ok, detail)``."""
+
+    passed: bool
+    checks: List[Tuple[str, bool, str]]
+
+
+def verify(report_data: bytes, key: bytes, chain: Optional[bytes] = None,
+           check_time: bool = True) -> Verdict:
+    """Verifies an SNP attestation report (raw, hex or base64) with its VCEK or VLEK
+    certificate (DER or PEM) and AMD's chain (a PEM bundle; the built-in one by default): the
+    signature, the chain, the key kind, product, TCB, chip ID and validity periods."""
+    passed, checks = _vmsa.verify_report(bytes(report_data), bytes(key),
+                                         None if chain is None else bytes(chain), check_time)
+    return Verdict(passed, checks)
 
 
 @_dataclass(frozen=True)
