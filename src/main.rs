@@ -41,7 +41,26 @@ enum Command {
 
 fn main() -> ExitCode {
     cmd::output::init();
-    let cli = match Cli::try_parse() {
+    // `--from-qemu`: the QEMU command line's launch as the subcommand's own flags (other
+    // arguments go to clap as they are, non-UTF-8 paths included).
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv
+        .iter()
+        .any(|a| a.to_str().is_some_and(|a| a.starts_with("--from-qemu")))
+    {
+        let words = argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        match cmd::qemu::expand(words) {
+            Ok(a) => argv = a.into_iter().map(Into::into).collect(),
+            Err(e) => {
+                crate::errln!("vmsa: error: --from-qemu: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are "errors" too; printing them never panics.

@@ -10,6 +10,7 @@ pub mod igvm_sign;
 pub mod inspect;
 pub mod measure;
 pub mod output;
+pub mod qemu;
 pub mod report;
 pub mod reset;
 pub mod run;

@@ -1,0 +1,188 @@
+//! `--from-qemu`: a launch given as a QEMU command line — QEMU's own documentation example,
+//! the JSON form libvirt writes, a Kata-style SEV-ES direct boot, `/proc/PID/cmdline`'s NUL
+//! form — gives the digest of the same launch given with explicit flags (and, for the SNP
+//! example, sev-snp-measure's); `id-block` and `verify` take it for their launch; what QEMU
+//! refuses is refused.
+mod common;
+
+use common::{TempDir, fixture, peer_installed, vmsa_bin};
+
+const OVMF: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+
+fn measure(args: &[&str]) -> (i32, String, String) {
+    let mut a = vec!["measure"];
+    a.extend_from_slice(args);
+    vmsa_bin(&a)
+}
+
+#[test]
+fn qemus_documentation_example_measures_as_the_explicit_flags_and_the_peer() {
+    if !common::require::file("ovmf", OVMF) {
+        return;
+    }
+    // docs/system/i386/amd-memory-encryption.rst: launching an SEV-SNP guest.
+    let cmd = format!(
+        "qemu-system-x86_64 -enable-kvm -cpu EPYC-v4 -machine q35 -smp 4,maxcpus=255 -m 4G,slots=5,maxmem=10G \
+         -machine memory-encryption=sev0,vmport=off \
+         -object memory-backend-memfd,id=ram1,size=4G,share=true,prealloc=false \
+         -machine memory-backend=ram1 -object sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1 \
+         -bios {OVMF} -nographic"
+    );
+    let (code, from_qemu, err) = measure(&["--from-qemu", &cmd]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("QEMU 10.1/10.2 semantics"), "{err}");
+    assert!(err.contains("--vcpus 4 (-smp 4,maxcpus=255)"), "{err}");
+    assert!(
+        err.contains("--mode snp (-object sev-snp-guest,id=sev0)"),
+        "{err}"
+    );
+    let (_, explicit, _) = measure(&[
+        "--mode",
+        "snp",
+        "--vcpus",
+        "4",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--ovmf",
+        OVMF,
+    ]);
+    assert_eq!(from_qemu, explicit);
+    if peer_installed() {
+        let peer = std::process::Command::new("sev-snp-measure")
+            .args([
+                "--mode",
+                "snp",
+                "--vcpus",
+                "4",
+                "--vcpu-type",
+                "EPYC-v4",
+                "--ovmf",
+                OVMF,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&peer.stdout), from_qemu);
+    }
+}
+
+#[test]
+fn libvirts_and_katas_forms_and_proc_cmdline() {
+    let fw = fixture("ovmf_AmdSev_suffix.bin");
+    let fw = fw.to_str().unwrap();
+    let dir = TempDir::new("qemu");
+    let kernel = dir.write("vmlinuz", b"a kernel");
+    let initrd = dir.write("initrd.img", b"an initrd");
+    let (k, i) = (kernel.to_str().unwrap(), initrd.to_str().unwrap());
+    // libvirt 10.x: JSON -object and -blockdev, pflash0 through a format node.
+    let libvirt = [
+        "/usr/bin/qemu-system-x86_64",
+        "-name",
+        "guest=snp,debug-threads=on",
+        "-machine",
+        "pc-q35-9.0,usb=off,memory-backend=pc.ram,confidential-guest-support=lsec0,pflash0=libvirt-pflash0-format",
+        "-blockdev",
+        &format!(
+            r#"{{"driver":"file","filename":"{fw}","node-name":"libvirt-pflash0-storage","auto-read-only":true}}"#
+        ),
+        "-blockdev",
+        r#"{"node-name":"libvirt-pflash0-format","read-only":true,"driver":"raw","file":"libvirt-pflash0-storage"}"#,
+        "-cpu",
+        "EPYC-Milan",
+        "-smp",
+        "3,sockets=3,cores=1,threads=1",
+        "-object",
+        r#"{"qom-type":"sev-snp-guest","id":"lsec0","cbitpos":51,"reduced-phys-bits":1,"policy":196608,"kernel-hashes":true}"#,
+        "-kernel",
+        k,
+        "-initrd",
+        i,
+        "-append",
+        "console=ttyS0 root=/dev/vda",
+    ];
+    // As /proc/PID/cmdline shows it: NUL-separated.
+    let proc_cmdline = dir.write("cmdline", (libvirt.join("\0") + "\0").as_bytes());
+    let (code, from_qemu, err) = measure(&["--from-qemu", proc_cmdline.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (_, explicit, _) = measure(&[
+        "--mode",
+        "snp",
+        "--vcpus",
+        "3",
+        "--vcpu-type",
+        "EPYC-Milan",
+        "--ovmf",
+        fw,
+        "--kernel",
+        k,
+        "--initrd",
+        i,
+        "--append",
+        "console=ttyS0 root=/dev/vda",
+    ]);
+    assert_eq!(from_qemu, explicit);
+    // Kata-style SEV-ES (policy bit 2) direct boot, one string.
+    let kata = format!(
+        "qemu-system-x86_64 -machine q35,accel=kvm,confidential-guest-support=sev -cpu EPYC-v4 -smp 1,cores=1,threads=1,sockets=2,maxcpus=2 \
+         -object sev-guest,id=sev,cbitpos=51,reduced-phys-bits=1,policy=0x7,kernel-hashes=on \
+         -bios {fw} -kernel {k} -append 'tsc=reliable no_timer_check quiet'"
+    );
+    let (code, from_qemu, err) = measure(&["--from-qemu", &kata]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--mode seves"), "{err}");
+    let (_, explicit, _) = measure(&[
+        "--mode",
+        "seves",
+        "--vcpus",
+        "1",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--ovmf",
+        fw,
+        "--kernel",
+        k,
+        "--append",
+        "tsc=reliable no_timer_check quiet",
+    ]);
+    assert_eq!(from_qemu, explicit);
+}
+
+#[test]
+fn id_block_and_verify_take_it_for_their_launch_and_qemus_refusals() {
+    let fw = fixture("ovmf_AmdSev_suffix.bin");
+    let fw = fw.to_str().unwrap();
+    let cmd = format!(
+        "-machine q35,confidential-guest-support=s -object sev-snp-guest,id=s -smp 2 -cpu EPYC-v4 -bios {fw}"
+    );
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/id-sec1.pem");
+    let (code, a, err) = vmsa_bin(&["id-block", "--id-key", key, "--from-qemu", &cmd]);
+    assert_eq!(code, 0, "{err}");
+    let (_, b, _) = vmsa_bin(&[
+        "id-block",
+        "--id-key",
+        key,
+        "--",
+        "--mode",
+        "snp",
+        "--vcpus",
+        "2",
+        "--vcpu-type",
+        "EPYC-v4",
+        "--ovmf",
+        fw,
+    ]);
+    assert_eq!(a, b);
+    for (bad, want) in [
+        (
+            "-object sev-snp-guest,id=s,bogus=1",
+            "Property 'sev-snp-guest.bogus' not found",
+        ),
+        ("-object sev-snp-guest,id=s -kernel /k", "kernel-hashes=on"),
+        ("-object sev-snp-guest,id=s -cpu host", "--vcpu-sig"),
+        ("-object sev-guest,id=t", "no -object with id=s"),
+    ] {
+        let c = format!("-machine q35,confidential-guest-support=s -bios {fw} {bad}");
+        let (code, out, err) = measure(&["--from-qemu", &c]);
+        assert_eq!((code, out.as_str()), (2, ""), "{bad}");
+        assert!(err.contains(want), "{bad}: {err}");
+    }
+}
