@@ -44,10 +44,10 @@ fn main() -> ExitCode {
     // `--from-qemu`: the QEMU command line's launch as the subcommand's own flags (other
     // arguments go to clap as they are, non-UTF-8 paths included).
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if argv
-        .iter()
-        .any(|a| a.to_str().is_some_and(|a| a.starts_with("--from-qemu")))
-    {
+    if argv.iter().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a.starts_with("--from-qemu") || a.starts_with("--from-libvirt"))
+    }) {
         let words = argv
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         match cmd::qemu::expand(words) {
             Ok(a) => argv = a.into_iter().map(Into::into).collect(),
             Err(e) => {
-                crate::errln!("vmsa: error: --from-qemu: {e}");
+                crate::errln!("vmsa: error: {e}");
                 return ExitCode::from(2);
             }
         }

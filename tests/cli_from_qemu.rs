@@ -186,3 +186,78 @@ fn id_block_and_verify_take_it_for_their_launch_and_qemus_refusals() {
         assert!(err.contains(want), "{bad}: {err}");
     }
 }
+
+/// `--from-libvirt`: domains built around the `<launchSecurity>` examples of libvirt's
+/// `docs/formatdomain.rst` (SEV with kernel hashes; SEV-SNP), measured as the explicit flags.
+#[test]
+fn libvirt_domains_measure_as_the_explicit_flags() {
+    let fw = fixture("ovmf_AmdSev_suffix.bin");
+    let fw = fw.to_str().unwrap();
+    let dir = TempDir::new("libvirt");
+    let kernel = dir.write("vmlinuz", b"a kernel");
+    let k = kernel.to_str().unwrap();
+    let domain = |vcpu: &str, cpu: &str, os_extra: &str, ls: &str| {
+        format!(
+            "<domain type='kvm'>\n  <name>guest</name>\n  <memory unit='KiB'>4194304</memory>\n  {vcpu}\n  \
+             <os firmware='efi'>\n    <type arch='x86_64' machine='pc-q35-9.0'>hvm</type>\n    \
+             <loader readonly='yes' type='rom'>{fw}</loader>\n    {os_extra}\n  </os>\n  {cpu}\n  {ls}\n</domain>\n"
+        )
+    };
+    // SEV-SNP, the documentation's attributes and elements (its idBlock/idAuth omitted).
+    let snp = domain(
+        "<vcpu placement='static' current='2'>4</vcpu>",
+        "<cpu mode='custom' match='exact'><model fallback='forbid'>EPYC-Milan</model></cpu>",
+        "",
+        "<launchSecurity type='sev-snp' authorKey='yes' vcek='no'>\n    <cbitpos>47</cbitpos>\n    \
+         <reducedPhysBits>1</reducedPhysBits>\n    <policy>0x00030000</policy>\n  </launchSecurity>",
+    );
+    let path = dir.write("snp.xml", snp.as_bytes());
+    let (code, out, err) = measure(&["--from-libvirt", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--vcpus 2 (<vcpu>)"), "{err}");
+    let (_, explicit, _) = measure(&[
+        "--mode",
+        "snp",
+        "--vcpus",
+        "2",
+        "--vcpu-type",
+        "EPYC-Milan",
+        "--ovmf",
+        fw,
+    ]);
+    assert_eq!(out, explicit);
+    // SEV (policy 0x0001) with kernel hashes and a direct-boot kernel.
+    let sev = domain(
+        "<vcpu>1</vcpu>",
+        "",
+        &format!("<kernel>{k}</kernel>\n    <cmdline>console=ttyS0</cmdline>"),
+        "<launchSecurity type='sev' kernelHashes='yes'>\n    <cbitpos>47</cbitpos>\n    \
+         <reducedPhysBits>1</reducedPhysBits>\n    <policy>0x0001</policy>\n    \
+         <dhCert>RBBBSDDD=FDDCCCDDDG</dhCert>\n    <session>AAACCCDD=FFFCCCDSDS</session>\n  </launchSecurity>",
+    );
+    let path = dir.write("sev.xml", sev.as_bytes());
+    let (code, out, err) = measure(&["--from-libvirt", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (_, explicit, _) = measure(&[
+        "--mode",
+        "sev",
+        "--ovmf",
+        fw,
+        "--kernel",
+        k,
+        "--append",
+        "console=ttyS0",
+    ]);
+    assert_eq!(out, explicit);
+    // host-passthrough: the signature is the host's.
+    let host = domain(
+        "<vcpu>1</vcpu>",
+        "<cpu mode='host-passthrough'/>",
+        "",
+        "<launchSecurity type='sev-snp'/>",
+    );
+    let path = dir.write("host.xml", host.as_bytes());
+    let (code, _, err) = measure(&["--from-libvirt", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--vcpu-sig"), "{err}");
+}

@@ -9,6 +9,8 @@
 //! `igvm-cfg`), `-object sev-guest|sev-snp-guest|igvm-cfg|…`, `-cpu`, `-smp`, `-bios`, `-drive
 //! if=pflash`, `-blockdev` (a `file` node's `filename`), `-kernel`, `-initrd`, `-append`. Other
 //! options are read past (their arguments skipped) and do not change a launch digest.
+//!
+//! `--from-libvirt FILE`: the same from a libvirt domain's XML ([`parse_libvirt`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -587,22 +589,144 @@ impl QemuLaunch {
     }
 }
 
+/// A libvirt domain's launch (`formatdomain.rst`: `<launchSecurity type='sev'|'sev-snp'>`,
+/// `<os>` loader, kernel, initrd, cmdline, `<vcpu>`, `<cpu>`), as libvirt 10.x turns it into
+/// QEMU's command line (`qemuBuildSEVCommandLine`, `qemuBuildSEVSNPCommandLine`).
+pub fn parse_libvirt(xml: &str) -> Result<QemuLaunch, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
+    let domain = doc.root_element();
+    if domain.tag_name().name() != "domain" {
+        return Err(format!(
+            "<{}>: not a libvirt <domain>",
+            domain.tag_name().name()
+        ));
+    }
+    fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+        n.children()
+            .find(|c| c.is_element() && c.tag_name().name() == name)
+    }
+    fn text(n: Option<roxmltree::Node<'_, '_>>) -> Option<String> {
+        n.and_then(|n| n.text()).map(|t| t.trim().to_string())
+    }
+    let mut l = QemuLaunch::default();
+    let ls = child(domain, "launchSecurity")
+        .ok_or("the domain has no <launchSecurity>: not an SEV guest")?;
+    let typ = ls.attribute("type").unwrap_or("");
+    let policy = text(child(ls, "policy"))
+        .map(|p| int(&p, "<policy>"))
+        .transpose()?;
+    l.policy = policy;
+    l.mode = match typ {
+        "sev-snp" => "snp".into(),
+        "sev" if policy.unwrap_or(0) & 0x4 != 0 => "seves".into(),
+        "sev" => "sev".into(),
+        other => {
+            return Err(format!(
+                "<launchSecurity type='{other}'>: vmsa models sev and sev-snp"
+            ));
+        }
+    };
+    l.provenance.push(format!(
+        "--mode {} (<launchSecurity type='{typ}'>{})",
+        l.mode,
+        policy.map_or(String::new(), |p| format!(" <policy>{p:#x}</policy>"))
+    ));
+    let yes = |a: Option<&str>| matches!(a, Some("yes"));
+    let kernel_hashes = yes(ls.attribute("kernelHashes"));
+    l.author_key_enabled = yes(ls.attribute("authorKey"));
+    l.vcek_disabled = matches!(ls.attribute("vcek"), Some("no"));
+    l.host_data = text(child(ls, "hostData"));
+    l.id_block = text(child(ls, "idBlock"));
+    l.id_auth = text(child(ls, "idAuth"));
+    // vCPUs: those present at boot (`current`), else the maximum.
+    let vcpu = child(domain, "vcpu");
+    let count = vcpu
+        .and_then(|v| {
+            v.attribute("current")
+                .map(str::to_string)
+                .or_else(|| v.text().map(|t| t.trim().to_string()))
+        })
+        .unwrap_or_else(|| "1".into());
+    l.vcpus = int(&count, "<vcpu>")? as u32;
+    l.provenance.push(format!("--vcpus {} (<vcpu>)", l.vcpus));
+    match child(domain, "cpu") {
+        Some(cpu)
+            if matches!(
+                cpu.attribute("mode"),
+                Some("host-passthrough" | "host-model" | "maximum")
+            ) =>
+        {
+            return Err(format!(
+                "<cpu mode='{}'>: the vCPU signature is the host's; give it with --vcpu-sig",
+                cpu.attribute("mode").unwrap_or_default()
+            ));
+        }
+        Some(cpu) => {
+            let model =
+                text(child(cpu, "model")).ok_or("<cpu> without <model>: give --vcpu-type")?;
+            if !CPU_TYPES.iter().any(|t| t.name == model) {
+                return Err(format!(
+                    "<model>{model}</model>: not a CPU model vmsa knows the signature of"
+                ));
+            }
+            l.provenance
+                .push(format!("--vcpu-type {model} (<cpu><model>)"));
+            l.cpu = Some(model);
+        }
+        None => {}
+    }
+    let os = child(domain, "os").ok_or("the domain has no <os>")?;
+    if let Some(loader) = text(child(os, "loader")) {
+        l.provenance.push(format!("--ovmf {loader} (<os><loader>)"));
+        l.ovmf = Some(loader);
+    } else {
+        return Err(
+            "<os> names no <loader>: the firmware libvirt would pick is the host's; give --ovmf"
+                .into(),
+        );
+    }
+    l.kernel = text(child(os, "kernel"));
+    l.initrd = text(child(os, "initrd"));
+    l.append = text(child(os, "cmdline"));
+    if l.kernel.is_some() && !kernel_hashes {
+        return Err("<os><kernel> without <launchSecurity kernelHashes='yes'>: the kernel boots unmeasured, so no digest binds it".into());
+    }
+    if let Some(k) = &l.kernel {
+        l.provenance
+            .push(format!("--kernel {k} (<os><kernel>, kernelHashes='yes')"));
+    }
+    if let Some(i) = &l.initrd {
+        l.provenance.push(format!("--initrd {i} (<os><initrd>)"));
+    }
+    if let Some(a) = &l.append {
+        l.provenance.push(format!("--append {a:?} (<os><cmdline>)"));
+    }
+    Ok(l)
+}
+
 /// `argv` with `--from-qemu X` (or `--from-qemu=X`) replaced by the flags the QEMU command line
 /// gives the subcommand (for `id-block` and `verify`, after `--`), each printed on standard
 /// error with its source. `argv` unchanged when it has no `--from-qemu`.
 pub fn expand(argv: Vec<String>) -> Result<Vec<String>, String> {
+    let is = |a: &str, flag: &str| a == flag || a.starts_with(&format!("{flag}="));
     let Some(at) = argv
         .iter()
-        .position(|a| a == "--from-qemu" || a.starts_with("--from-qemu="))
+        .position(|a| is(a, "--from-qemu") || is(a, "--from-libvirt"))
     else {
         return Ok(argv);
     };
-    let (value, consumed) = match argv[at].strip_prefix("--from-qemu=") {
+    let libvirt = is(&argv[at], "--from-libvirt");
+    let flag = if libvirt {
+        "--from-libvirt"
+    } else {
+        "--from-qemu"
+    };
+    let (value, consumed) = match argv[at].strip_prefix(&format!("{flag}=")) {
         Some(v) => (v.to_string(), 1),
         None => (
             argv.get(at + 1)
                 .cloned()
-                .ok_or("--from-qemu needs a QEMU command line (a string or a file)")?,
+                .ok_or_else(|| format!("{flag} needs a value"))?,
             2,
         ),
     };
@@ -612,11 +736,22 @@ pub fn expand(argv: Vec<String>) -> Result<Vec<String>, String> {
         .find(|a| !a.starts_with('-'))
         .cloned()
         .unwrap_or_default();
-    let launch = parse(&words(&value)?)?;
+    let launch = match libvirt {
+        true => {
+            let xml = super::files::read(Path::new(&value), 4 << 20)?;
+            parse_libvirt(&String::from_utf8_lossy(&xml)).map_err(|e| format!("{value}: {e}"))?
+        }
+        false => parse(&words(&value)?)?,
+    };
     let add = launch
         .words_for(&sub)
-        .ok_or_else(|| format!("--from-qemu: `vmsa {sub}` takes no launch"))?;
-    crate::errln!("vmsa: from the QEMU command line ({QEMU_VERSION} semantics):");
+        .ok_or_else(|| format!("{flag}: `vmsa {sub}` takes no launch"))?;
+    match libvirt {
+        true => {
+            crate::errln!("vmsa: from the libvirt domain {value} (libvirt 10.x, {QEMU_VERSION}):")
+        }
+        false => crate::errln!("vmsa: from the QEMU command line ({QEMU_VERSION} semantics):"),
+    }
     for p in &launch.provenance {
         crate::errln!("  {p}");
     }
