@@ -35,6 +35,9 @@ enum Command {
     /// An SNP ID block and its signatures for a launch digest (QEMU's id-block/id-auth, as
     /// sev-snp-measure's snp-create-id-block prints them); --verify checks a pair.
     IdBlock(cmd::id_block::Args),
+    /// The VMSAs the host kernel measured (its sev_es_sync_vmsa debug dump in dmesg), against the
+    /// prediction for the launch given after --: exit 0 when every page is equal, 1 otherwise.
+    Capture(cmd::capture::Args),
     /// Shell completions or the man pages, generated from this command line's definition.
     Generate(cmd::generate::Args),
 }
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Some(Command::Verify(args)) => cmd::verify::run(&args),
         Some(Command::Solve(args)) => cmd::solve::run(&args),
         Some(Command::IdBlock(args)) => cmd::id_block::run(&args),
+        Some(Command::Capture(args)) => cmd::capture::run(&args),
         Some(Command::Generate(args)) => cmd::generate::run::<Cli>(&args),
         None => cmd::run::main_job(),
     };

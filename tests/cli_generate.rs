@@ -6,9 +6,9 @@ mod common;
 use common::{TempDir, vmsa_bin};
 use std::process::Command;
 
-const SUBCOMMANDS: [&str; 10] = [
-    "inspect", "reset", "diff", "measure", "run", "report", "verify", "solve", "id-block",
-    "generate",
+const SUBCOMMANDS: [&str; 11] = [
+    "capture", "inspect", "reset", "diff", "measure", "run", "report", "verify", "solve",
+    "id-block", "generate",
 ];
 
 #[test]

@@ -258,7 +258,7 @@ fn field_value<'py>(py: Python<'py>, v: FieldValue<'_>) -> PyResult<Bound<'py, P
 }
 
 fn page(bytes: &[u8]) -> PyResult<CoreVmsa> {
-    CoreVmsa::from_page(bytes).map_err(|e| PyValueError::new_err(e.to_string()))
+    CoreVmsa::from_save_area(bytes).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// Every field of a VMSA page (4096 bytes, or QEMU's 1648-byte save area) as an ordered

@@ -390,7 +390,7 @@ impl Observer for Items {
 }
 
 fn measure(args: &Args) -> Result<(), Failure> {
-    let (digest, cfg, items) = compute(args)?;
+    let (digest, cfg, items, _) = compute(args, false)?;
     if let Some(tik_path) = &args.tik {
         return print_launch_measure(args, tik_path, &digest);
     }
@@ -431,14 +431,39 @@ pub fn parse_launch(words: &[String]) -> Result<Args, String> {
 /// The launch digest `vmsa measure ARGS` prints (for `vmsa id-block`), or why there is none:
 /// the message `vmsa measure` would print.
 pub fn launch_digest(args: &Args) -> Result<Vec<u8>, String> {
-    match compute(args) {
-        Ok((digest, _, _)) => Ok(digest),
+    match compute(args, false) {
+        Ok((digest, _, _, _)) => Ok(digest),
         Err(Failure::Usage(m) | Failure::Measure(m)) => Err(m),
     }
 }
 
-/// The digest, the resolved configuration and the measured items (`--dump-vmsa` written).
-fn compute(args: &Args) -> Result<(Vec<u8>, LaunchConfig, Items), Failure> {
+/// Every vCPU's launch VMSA of the launch `vmsa measure ARGS` measures (`vmsa capture`).
+pub fn launch_vmsas(args: &Args) -> Result<Vec<vmsa_core::Vmsa>, String> {
+    match compute(args, true) {
+        Ok((_, _, _, vmsas)) => Ok(vmsas),
+        Err(Failure::Usage(m) | Failure::Measure(m)) => Err(m),
+    }
+}
+
+/// A launch's VMSAs, when asked for.
+fn pages(l: &Launch<'_, '_>, want: bool) -> Result<Vec<vmsa_core::Vmsa>, Failure> {
+    match want {
+        false => Ok(Vec::new()),
+        true => l
+            .vmsas()
+            .map(|v| v.map(|v| v.vmsa))
+            .collect::<Result<_, _>>()
+            .map_err(fail),
+    }
+}
+
+/// The digest, the resolved configuration, the measured items (`--dump-vmsa` written) and,
+/// with `vmsas`, every vCPU's launch VMSA.
+#[allow(clippy::type_complexity)]
+fn compute(
+    args: &Args,
+    vmsas: bool,
+) -> Result<(Vec<u8>, LaunchConfig, Items, Vec<vmsa_core::Vmsa>), Failure> {
     let mut cfg = config(args)?;
     let seed = match &args.snp_ovmf_hash {
         None => None,
@@ -490,7 +515,8 @@ fn compute(args: &Args) -> Result<(Vec<u8>, LaunchConfig, Items), Failure> {
                 )));
             }
         }
-        return Ok((digest.bytes().to_vec(), cfg, items));
+        let v = pages(&l, vmsas)?;
+        return Ok((digest.bytes().to_vec(), cfg, items, v));
     }
     let path = args
         .ovmf
@@ -502,7 +528,7 @@ fn compute(args: &Args) -> Result<(Vec<u8>, LaunchConfig, Items), Failure> {
     if args.mode.ovmf_hash {
         let (d, items) = launch::firmware_digest(image.bytes(), &hasher, items)
             .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-        return Ok((d.to_vec(), cfg, items));
+        return Ok((d.to_vec(), cfg, items, Vec::new()));
     }
     let svsm_image;
     let fw = match &args.svsm {
@@ -545,7 +571,8 @@ fn compute(args: &Args) -> Result<(Vec<u8>, LaunchConfig, Items), Failure> {
         )
         .map_err(fail)?;
     }
-    Ok((digest.bytes().to_vec(), cfg, items))
+    let v = pages(&l, vmsas)?;
+    Ok((digest.bytes().to_vec(), cfg, items, v))
 }
 
 /// `--tik`: the LAUNCH_MEASURE blob (measure ‖ nonce) of an SEV/SEV-ES launch digest, printed

@@ -2,6 +2,7 @@
 //! ([`files`]) and the output ([`output`]). They parse arguments, read files and print; the
 //! logic is in the core.
 pub mod args;
+pub mod capture;
 pub mod diff;
 pub mod files;
 pub mod generate;

@@ -530,7 +530,7 @@ impl QemuLaunch {
     /// The words for subcommand `sub` (`None`: it takes no launch).
     pub fn words_for(&self, sub: &str) -> Option<Vec<String>> {
         Some(match sub {
-            "measure" | "id-block" | "verify" => self.measure_words(),
+            "measure" | "id-block" | "verify" | "capture" => self.measure_words(),
             "solve" => {
                 let mut w = vec!["--vcpus".to_string(), self.vcpus.to_string()];
                 if let Some(c) = &self.cpu {
@@ -758,7 +758,7 @@ pub fn expand(argv: Vec<String>) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = argv[..at].to_vec();
     let rest = &argv[at + consumed..];
     let after_dashdash = argv[..at].iter().any(|a| a == "--");
-    if matches!(sub.as_str(), "id-block" | "verify") && !after_dashdash {
+    if matches!(sub.as_str(), "id-block" | "verify" | "capture") && !after_dashdash {
         out.extend(rest.iter().cloned());
         if !out.iter().any(|a| a == "--") {
             out.push("--".into());
