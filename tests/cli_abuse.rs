@@ -596,7 +596,7 @@ fn cases() -> Vec<Case> {
         case(
             &["measure", "--mode", "snp:svsm", "--ovmf", "amd.fd"],
             2,
-            "snp:svsm is not supported",
+            "snp:svsm mode requires --svsm PATH",
         ),
         case(
             &["measure", "--mode", "foo", "--ovmf", "amd.fd"],
@@ -625,7 +625,7 @@ fn cases() -> Vec<Case> {
                 "amd.fd",
             ],
             2,
-            "only available in the seves and snp modes",
+            "only available in the seves, snp and snp:svsm modes",
         ),
         case(
             &[
