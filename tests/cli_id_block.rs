@@ -38,37 +38,20 @@ fn without_signatures(auth: &[u8]) -> Vec<u8> {
     a
 }
 
-/// A small deterministic generator (the seed is printed; `VMSA_ID_BLOCK_SEED` replays it).
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn equals_snp_create_id_block_and_verifies_the_peers_signatures() {
     if !peer_installed() {
         return;
     }
-    let mut seed = std::env::var("VMSA_ID_BLOCK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("VMSA_ID_BLOCK_SEED={seed}");
+    let mut seed = common::random_seed("VMSA_ID_BLOCK_SEED");
     let fw = fixture("ovmf_AmdSev_suffix.bin");
     // A launch's digest (a random vCPU count and CPU type), then random measurements (the peer
     // needs both keys: "missing key files for id block" without the author key).
     for round in 0..4 {
         let m = if round == 0 {
-            let vcpus = (1 + next(&mut seed) % 64).to_string();
-            let cpu = ["EPYC-v4", "EPYC-Milan", "EPYC-Genoa"][(next(&mut seed) % 3) as usize];
+            let vcpus = (1 + common::xorshift(&mut seed) % 64).to_string();
+            let cpu =
+                ["EPYC-v4", "EPYC-Milan", "EPYC-Genoa"][(common::xorshift(&mut seed) % 3) as usize];
             let (_, m, _) = vmsa_bin(&[
                 "measure",
                 "--mode",
@@ -84,7 +67,7 @@ fn equals_snp_create_id_block_and_verifies_the_peers_signatures() {
             ]);
             m.trim().to_owned()
         } else {
-            let bytes: Vec<u8> = (0..48).map(|_| next(&mut seed) as u8).collect();
+            let bytes: Vec<u8> = (0..48).map(|_| common::xorshift(&mut seed) as u8).collect();
             B64.encode(bytes)
         };
         let m = m.as_str();

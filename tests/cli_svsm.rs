@@ -81,36 +81,18 @@ fn sev_snp_measure_profile_gives_its_0_0_13_test_digests() {
     );
 }
 
-/// A small deterministic generator (the seed is printed, and `VMSA_SVSM_SEED` replays it).
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn sev_snp_measure_profile_equals_the_peer_on_random_configurations() {
     if !peer_installed() {
         return;
     }
-    let mut seed = std::env::var("VMSA_SVSM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("VMSA_SVSM_SEED={seed}");
+    let mut seed = common::random_seed("VMSA_SVSM_SEED");
     let types = ["EPYC", "EPYC-v4", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa"];
     let (ovmf, svsm) = (data("svsm_ovmf.fd"), data("svsm.bin"));
     for _ in 0..4 {
-        let vcpus = (1 + next(&mut seed) % 9).to_string();
-        let vtype = types[(next(&mut seed) % types.len() as u64) as usize];
-        let vars = (4096 * (1 + next(&mut seed) % 512)).to_string();
+        let vcpus = (1 + common::xorshift(&mut seed) % 9).to_string();
+        let vtype = types[(common::xorshift(&mut seed) % types.len() as u64) as usize];
+        let vars = (4096 * (1 + common::xorshift(&mut seed) % 512)).to_string();
         let (ours_dir, peer_dir) = (TempDir::new("ours"), TempDir::new("peer"));
         let mut args = svsm_args(&vcpus, &ovmf, &svsm);
         args.remove(0);

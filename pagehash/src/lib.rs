@@ -222,17 +222,7 @@ mod x4 {
             w[0] = splat(1 << 63);
             w[15] = splat((PAGE as u64) * 8);
             compress(&mut state, &mut w);
-            for (lane, digest) in digests.iter_mut().enumerate() {
-                for (word, bytes) in state.iter().zip(digest.chunks_exact_mut(8)) {
-                    let v = match lane {
-                        0 => _mm256_extract_epi64::<0>(*word),
-                        1 => _mm256_extract_epi64::<1>(*word),
-                        2 => _mm256_extract_epi64::<2>(*word),
-                        _ => _mm256_extract_epi64::<3>(*word),
-                    };
-                    bytes.copy_from_slice(&(v as u64).to_be_bytes());
-                }
-            }
+            digests.copy_from_slice(&self::digests(&state));
             done += 4;
         }
         done
@@ -261,6 +251,12 @@ mod x4 {
         w = [splat(0); 16];
         w[15] = splat((PAGE_INFO as u64) * 8);
         compress(&mut state, &mut w);
+        digests(&state)
+    }
+
+    /// The four SHA-384 digests in a state: lane `l` of the first six words, big-endian.
+    #[target_feature(enable = "avx2")]
+    fn digests(state: &[__m256i; 8]) -> [[u8; 48]; 4] {
         let mut out = [[0u8; 48]; 4];
         for (lane, digest) in out.iter_mut().enumerate() {
             for (word, bytes) in state.iter().zip(digest.chunks_exact_mut(8)) {

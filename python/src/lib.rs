@@ -14,7 +14,7 @@ use vmsa_core::flags::SevFeatures;
 use vmsa_core::hash_table::SevHashes;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::launch::{self as core_launch, Firmware, IgvmProfile, LaunchConfig, SvsmProfile};
-use vmsa_core::measure::{ItemKind, MeasuredItem, Observer};
+use vmsa_core::measure::{MeasuredItem, Observer};
 use vmsa_core::ovmf::OvmfImage;
 use vmsa_core::report::Report;
 use vmsa_core::reset::VmmType;
@@ -57,20 +57,6 @@ impl Observer for Items {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn kind_name(kind: &ItemKind) -> String {
-    match kind {
-        ItemKind::Firmware => "firmware".into(),
-        ItemKind::Svsm => "svsm".into(),
-        ItemKind::MetadataSection { section_type } => {
-            format!("section {}", vmsa_core::ovmf::SectionType(*section_type))
-        }
-        ItemKind::KernelHashes => "kernel-hashes".into(),
-        ItemKind::Vmsa { cpu } => format!("vmsa cpu{cpu}"),
-        ItemKind::IgvmDirective { header_index } => format!("igvm header {header_index}"),
-        other => format!("{other:?}"),
-    }
 }
 
 /// One measured item for Python: `(item, gpa, page_type, length, contents_hex,
@@ -213,7 +199,7 @@ fn launch(
             .iter()
             .map(|it| {
                 (
-                    kind_name(&it.kind),
+                    it.kind.to_string(),
                     it.gpa,
                     it.page_type.map(|t| t.to_string()),
                     it.len,

@@ -18,7 +18,7 @@ use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::launch::{
     self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig, MAX_FIRMWARE_SIZE, SvsmProfile,
 };
-use vmsa_core::measure::{ItemKind, MeasuredItem, Observer};
+use vmsa_core::measure::{MeasuredItem, Observer};
 use vmsa_core::ovmf::OvmfImage;
 use vmsa_core::reset::VmmType;
 use vmsa_core::{CpuSignature, SevMode};
@@ -685,20 +685,6 @@ fn print(
     Ok(())
 }
 
-fn describe(kind: &ItemKind) -> String {
-    match kind {
-        ItemKind::Firmware => "firmware".into(),
-        ItemKind::Svsm => "svsm".into(),
-        ItemKind::MetadataSection { section_type } => {
-            format!("section {}", vmsa_core::ovmf::SectionType(*section_type))
-        }
-        ItemKind::KernelHashes => "kernel-hashes".into(),
-        ItemKind::Vmsa { cpu } => format!("vmsa cpu{cpu}"),
-        ItemKind::IgvmDirective { header_index } => format!("igvm header {header_index}"),
-        _ => format!("{kind:?}"),
-    }
-}
-
 fn print_explain(items: &[MeasuredItem]) {
     crate::outln!(
         "{:>5}  {:<24} {:>14}  {:<10}  {:<22}  digest after",
@@ -729,7 +715,7 @@ fn print_explain(items: &[MeasuredItem]) {
         };
         crate::outln!(
             "{i:>5}  {:<24} {gpa:>14}  {ty:<10}  {contents:<22}  {after}",
-            describe(&it.kind)
+            it.kind.to_string()
         );
     }
 }
@@ -777,7 +763,7 @@ fn print_json(
             items
                 .iter()
                 .map(|it| JsonItem {
-                    item: describe(&it.kind),
+                    item: it.kind.to_string(),
                     gpa: it.gpa,
                     len: it.len,
                     page_type: it.page_type.map(|t| t.to_string()),

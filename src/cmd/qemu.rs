@@ -482,20 +482,25 @@ pub fn parse(words: &[String]) -> Result<QemuLaunch, String> {
     if l.ovmf.is_none() && l.igvm.is_none() {
         return Err("the QEMU command line names no firmware (-bios, -drive if=pflash, -machine pflash0= or igvm-cfg)".into());
     }
-    if let Some(k) = &l.kernel {
-        l.provenance
-            .push(format!("--kernel {k} (-kernel, kernel-hashes=on)"));
-    }
-    if let Some(i) = &l.initrd {
-        l.provenance.push(format!("--initrd {i} (-initrd)"));
-    }
-    if let Some(a) = &l.append {
-        l.provenance.push(format!("--append {a:?} (-append)"));
-    }
+    l.note_direct_boot(["-kernel, kernel-hashes=on", "-initrd", "-append"]);
     Ok(l)
 }
 
 impl QemuLaunch {
+    /// Notes the kernel, initrd and command line, each with where it came from.
+    fn note_direct_boot(&mut self, from: [&str; 3]) {
+        let parts = [
+            ("--kernel", self.kernel.clone()),
+            ("--initrd", self.initrd.clone()),
+            ("--append", self.append.as_ref().map(|a| format!("{a:?}"))),
+        ];
+        for ((flag, value), source) in parts.into_iter().zip(from) {
+            if let Some(v) = value {
+                self.provenance.push(format!("{flag} {v} ({source})"));
+            }
+        }
+    }
+
     /// The launch as `vmsa measure`'s flags (also those of `id-block` and `verify` after `--`).
     pub fn measure_words(&self) -> Vec<String> {
         let mut w = vec!["--mode".to_string(), self.mode.clone()];
@@ -691,16 +696,11 @@ pub fn parse_libvirt(xml: &str) -> Result<QemuLaunch, String> {
     if l.kernel.is_some() && !kernel_hashes {
         return Err("<os><kernel> without <launchSecurity kernelHashes='yes'>: the kernel boots unmeasured, so no digest binds it".into());
     }
-    if let Some(k) = &l.kernel {
-        l.provenance
-            .push(format!("--kernel {k} (<os><kernel>, kernelHashes='yes')"));
-    }
-    if let Some(i) = &l.initrd {
-        l.provenance.push(format!("--initrd {i} (<os><initrd>)"));
-    }
-    if let Some(a) = &l.append {
-        l.provenance.push(format!("--append {a:?} (<os><cmdline>)"));
-    }
+    l.note_direct_boot([
+        "<os><kernel>, kernelHashes='yes'",
+        "<os><initrd>",
+        "<os><cmdline>",
+    ]);
     Ok(l)
 }
 

@@ -160,3 +160,28 @@ pub fn snapshot(path: &Path, actual: &str) {
         path.display()
     );
 }
+
+/// The seed of a test that draws its inputs at random: `$var` when set (to replay a run), else
+/// the clock; printed, so that a failure can be replayed.
+pub fn random_seed(var: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("{var}={seed}");
+    seed
+}
+
+/// The next number of a xorshift64 sequence.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}

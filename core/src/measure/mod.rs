@@ -72,6 +72,23 @@ pub enum ItemKind {
     },
 }
 
+impl core::fmt::Display for ItemKind {
+    /// As `vmsa measure --explain` names it: `firmware`, `svsm`, `section SNP_SECRETS`,
+    /// `kernel-hashes`, `vmsa cpu3`, `igvm header 12`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Firmware => f.write_str("firmware"),
+            Self::Svsm => f.write_str("svsm"),
+            Self::MetadataSection { section_type } => {
+                write!(f, "section {}", crate::ovmf::SectionType(*section_type))
+            }
+            Self::KernelHashes => f.write_str("kernel-hashes"),
+            Self::Vmsa { cpu } => write!(f, "vmsa cpu{cpu}"),
+            Self::IgvmDirective { header_index } => write!(f, "igvm header {header_index}"),
+        }
+    }
+}
+
 /// One step of a launch digest, as `--explain` lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MeasuredItem {
