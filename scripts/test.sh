@@ -89,8 +89,8 @@ step "C: libvmsa_capi's header current; a C program doing QEMU's SEV steps under
 bash scripts/capi-test.sh
 step "python: the vmsa wheel (abi3) against sev-snp-measure 0.0.13's own unit tests (imports changed only), its own tests, the in-process benchmark"
 bash scripts/python-compat.sh
-step "crates: cargo package of the five publishable crates in dependency order; cargo install --path .; completions and man pages"
-cargo package -p vmsa-core -p vmsa-pagehash -p vmsa-attest -p vmsa-kvm -p vmsa > target/package.log 2>&1 \
+step "crates: cargo package of the six publishable crates in dependency order; cargo install --path .; completions and man pages"
+cargo package -p vmsa-core -p vmsa-pagehash -p vmsa-attest -p vmsa-solve -p vmsa-kvm -p vmsa > target/package.log 2>&1 \
   || { cat target/package.log; exit 1; }
 grep -E '^ *(Packaged|Verifying)' target/package.log
 cargo install -q --locked --path . --root target/install --target-dir target

@@ -385,6 +385,113 @@ fn verify_id_block<'py>(
     ))
 }
 
+/// Which launches give `measurement` (48 bytes): `vmsa solve`'s search over the OVMF images
+/// and IGVM files given, vCPU counts `min_vcpus..=max_vcpus`, the vCPU types named (default
+/// every one), the VMM profiles named (default all), the guest features given (default 0x1 and
+/// 0x21), with and without the kernel hashes when `kernel` is given. Returns `(matches,
+/// searched, refused)`, each match a dict.
+#[pyfunction]
+#[pyo3(signature = (measurement, ovmf=Vec::new(), igvm=Vec::new(), min_vcpus=1, max_vcpus=512,
+    vcpu_types=None, vmm_types=None, guest_features=None, kernel=None, initrd=None, append=None))]
+#[allow(clippy::too_many_arguments)]
+fn solve<'py>(
+    py: Python<'py>,
+    measurement: &[u8],
+    ovmf: Vec<PathBuf>,
+    igvm: Vec<PathBuf>,
+    min_vcpus: u32,
+    max_vcpus: u32,
+    vcpu_types: Option<Vec<String>>,
+    vmm_types: Option<Vec<String>>,
+    guest_features: Option<Vec<u64>>,
+    kernel: Option<PathBuf>,
+    initrd: Option<PathBuf>,
+    append: Option<&str>,
+) -> PyResult<(Bound<'py, PyList>, u64, u64)> {
+    let target: [u8; 48] = measurement
+        .try_into()
+        .map_err(|_| PyValueError::new_err("measurement: 48 bytes (an SNP launch digest)"))?;
+    if min_vcpus == 0 || min_vcpus > max_vcpus || max_vcpus > core_launch::MAX_VCPUS {
+        return Err(PyValueError::new_err(format!(
+            "vCPU counts from 1 to {}",
+            core_launch::MAX_VCPUS
+        )));
+    }
+    let mut sigs: Vec<(CpuSignature, String)> = Vec::new();
+    let names: Vec<String> = match vcpu_types {
+        Some(n) => n,
+        None => vmsa_core::cpu::CPU_TYPES
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect(),
+    };
+    for n in names {
+        let s = CpuSignature::named(&n).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if !sigs.iter().any(|(x, _)| *x == s) {
+            sigs.push((s, n));
+        }
+    }
+    let vmms = match vmm_types {
+        None => VmmType::ALL.to_vec(),
+        Some(v) => v
+            .iter()
+            .map(|n| {
+                VmmType::from_name(n)
+                    .ok_or_else(|| PyValueError::new_err(format!("unknown VMM type {n:?}")))
+            })
+            .collect::<PyResult<_>>()?,
+    };
+    let kernel = match &kernel {
+        None => None,
+        Some(k) => Some(SevHashes {
+            kernel: sha256_file(k)?,
+            initrd: match &initrd {
+                Some(i) => sha256_file(i)?,
+                None => SevHashes::sha256(b""),
+            },
+            cmdline: SevHashes::cmdline_hash(append),
+        }),
+    };
+    let space = vmsa_solve::Space {
+        target,
+        counts: (min_vcpus..=max_vcpus).collect(),
+        sigs,
+        vmms,
+        features: guest_features.unwrap_or_else(|| vec![0x1, 0x21]),
+        inits: vec![vmsa_core::kvm::VmInit::Init2],
+        kernel,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut tally = vmsa_solve::Tally::default();
+    for (i, path) in ovmf.iter().enumerate() {
+        let bytes = read(path)?;
+        let fw = Firmware::Ovmf(OvmfImage::parse(&bytes).map_err(runtime)?);
+        tally.add(vmsa_solve::search_ovmf(&space, i, &fw).map_err(runtime)?);
+    }
+    for (i, path) in igvm.iter().enumerate() {
+        tally.add(vmsa_solve::search_igvm(&space, i, &read(path)?).map_err(runtime)?);
+    }
+    let out = PyList::empty(py);
+    for m in &tally.found {
+        let d = PyDict::new(py);
+        match m.source {
+            vmsa_solve::Source::Ovmf(i) => d.set_item("ovmf", ovmf[i].display().to_string())?,
+            vmsa_solve::Source::Igvm(i, o) => {
+                d.set_item("igvm", igvm[i].display().to_string())?;
+                d.set_item("igvm_profile", o.profile.name())?;
+                d.set_item("native_zero", o.native_zero)?;
+            }
+        }
+        d.set_item("vcpus", m.vcpus)?;
+        d.set_item("vcpu_sig", m.signature.0)?;
+        d.set_item("vmm_type", m.vmm.name())?;
+        d.set_item("guest_features", m.features)?;
+        d.set_item("kernel_hashes", m.kernel)?;
+        out.append(d)?;
+    }
+    Ok((out, tally.searched, tally.refused))
+}
+
 /// The named vCPU types and their signatures, in the core's order.
 #[pyfunction]
 fn cpu_types() -> Vec<(&'static str, u32)> {
@@ -413,6 +520,7 @@ fn _vmsa(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(report_json, m)?)?;
     m.add_function(wrap_pyfunction!(id_block, m)?)?;
     m.add_function(wrap_pyfunction!(verify_report, m)?)?;
+    m.add_function(wrap_pyfunction!(solve, m)?)?;
     m.add_function(wrap_pyfunction!(verify_id_block, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_types, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_sig, m)?)?;

@@ -71,6 +71,18 @@ class TestLaunch(unittest.TestCase):
                         svsm=DATA / "svsm" / "svsm.bin", vars_size=540672)
         self.assertTrue(l.hexdigest().startswith("4ae03ca013690e95"))
 
+    def test_solve_finds_the_launch(self):
+        fw = DATA / "sev-snp-measure" / "ovmf_AmdSev_suffix.bin"
+        l = vmsa.launch(fw, mode="snp", vcpus=7, vcpu_type="EPYC-Genoa", vmm_type="gce",
+                        guest_features=0x21)
+        matches, searched = vmsa.solve(l.digest, ovmf=[fw], vcpus=(1, 16))
+        self.assertIn({"ovmf": str(fw), "vcpus": 7, "vcpu_sig": vmsa.cpu_sig(25, 17, 0),
+                       "vmm_type": "gce", "guest_features": 0x21, "kernel_hashes": False},
+                      matches)
+        self.assertGreater(searched, 16 * 4)
+        none, _ = vmsa.solve(bytes(48), ovmf=[fw], vcpus=(1, 4))
+        self.assertEqual(none, [])
+
     def test_snp_ovmf_hash(self):
         for v in VECTORS["snp_ovmf_hash"]:
             self.assertEqual(vmsa.snp_ovmf_hash(DATA / "sev-snp-measure" / v["firmware"]).hex(),

@@ -17,18 +17,15 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use vmsa_core::CpuSignature;
 use vmsa_core::cpu::CPU_TYPES;
 use vmsa_core::hash_table::SevHashes;
-use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::kvm::VmInit;
-use vmsa_core::launch::{self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig};
-use vmsa_core::measure::sha384;
+use vmsa_core::launch::{self, Firmware, IgvmProfile};
 use vmsa_core::ovmf::OvmfImage;
-use vmsa_core::page::{PageInfo, PageType, VMSA_GPA};
 use vmsa_core::report::Product;
 use vmsa_core::reset::VmmType;
-use vmsa_core::{CpuSignature, SevMode};
-use zerocopy::IntoBytes;
+use vmsa_solve::{Match, Source, Space, Tally, search_igvm, search_ovmf};
 
 /// Arguments of `vmsa solve`.
 #[derive(Debug, clap::Args)]
@@ -129,28 +126,13 @@ fn measurement_bytes(text: &str) -> Result<[u8; 48], String> {
     <[u8; 48]>::try_from(b.as_slice()).map_err(|_| "--measurement: 48 bytes".to_string())
 }
 
-/// Where a configuration's firmware comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// `--ovmf`, by index.
-    Ovmf(usize),
-    /// `--igvm`, by index, read with this profile.
-    Igvm(usize, IgvmOptions),
+/// How a match is shown: the `vmsa measure` command that reproduces it, and JSON.
+trait Shown {
+    fn command(&self, args: &Args) -> String;
+    fn json(&self, args: &Args) -> serde_json::Value;
 }
 
-/// One configuration that matched.
-#[derive(Debug, Clone)]
-struct Match {
-    source: Source,
-    vcpus: u32,
-    signature: CpuSignature,
-    vmm: VmmType,
-    features: u64,
-    kernel: bool,
-    init: VmInit,
-}
-
-impl Match {
+impl Shown for Match {
     fn command(&self, args: &Args) -> String {
         let mut c = format!("vmsa measure --mode snp --vcpus {}", self.vcpus);
         match self.source {
@@ -228,302 +210,6 @@ fn shell_word(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
-}
-
-/// The axes of the search, resolved.
-struct Space {
-    target: [u8; 48],
-    counts: Vec<u32>,
-    sigs: Vec<(CpuSignature, String)>,
-    vmms: Vec<VmmType>,
-    features: Vec<u64>,
-    inits: Vec<VmInit>,
-    kernel: Option<SevHashes>,
-    threads: usize,
-}
-
-/// What one part of the search found, searched and refused.
-#[derive(Default)]
-struct Tally {
-    found: Vec<Match>,
-    searched: u64,
-    refused: u64,
-}
-
-impl Tally {
-    fn add(&mut self, other: Tally) {
-        self.found.extend(other.found);
-        self.searched += other.searched;
-        self.refused += other.refused;
-    }
-}
-
-/// Runs `job(i)` for every `i < n` on `threads` threads, and adds up what they found.
-fn parallel(n: usize, threads: usize, job: &(dyn Fn(usize, &mut Tally) + Sync)) -> Tally {
-    let next_item = std::sync::atomic::AtomicUsize::new(0);
-    let parts: Vec<Tally> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut t = Tally::default();
-                    loop {
-                        let i = next_item.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= n {
-                            break;
-                        }
-                        job(i, &mut t);
-                    }
-                    t
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    let mut all = Tally::default();
-    for p in parts {
-        all.add(p);
-    }
-    all
-}
-
-/// An OVMF image: per VMM profile, kernel-hashes choice and KVM init, the digest before the
-/// VMSAs once (a 1-vCPU launch's walk); then every (features, signature) walks its VMSAs once,
-/// every vCPU count a point on that walk.
-fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tally, String> {
-    let kernels: Vec<Option<SevHashes>> = match space.kernel {
-        Some(h) => vec![None, Some(h)],
-        None => vec![None],
-    };
-    let max = space.counts.last().copied().unwrap_or(1);
-    let mut tally = Tally::default();
-    // The firmware pages, hashed once for every base (the SNP launch measures them first).
-    let Firmware::Ovmf(image) = fw else {
-        return Err("not an OVMF image".into());
-    };
-    let (fw_seed, _) = launch::firmware_digest(
-        image.bytes(),
-        &vmsa_pagehash::Parallel::all_cores(),
-        vmsa_core::measure::NoObserver,
-    )
-    .map_err(|e| e.to_string())?;
-    for &vmm in &space.vmms {
-        for kernel in &kernels {
-            for &init in &space.inits {
-                let config = |feat: u64, sig, vcpus| {
-                    let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, sig, vmm);
-                    cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(feat);
-                    cfg.kernel = *kernel;
-                    cfg.kvm.init = init;
-                    cfg
-                };
-                let per_base =
-                    (space.features.len() * space.sigs.len() * space.counts.len()) as u64;
-                let first = space
-                    .features
-                    .iter()
-                    .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
-                    .find_map(|(f, s)| Launch::new(fw, &config(f, s, 1)).ok());
-                let Some(launch) = first else {
-                    tally.refused += per_base;
-                    continue;
-                };
-                let seed = launch
-                    .digest_before_vmsas(Some(fw_seed))
-                    .map_err(|e| e.to_string())?
-                    .ok_or(
-                        "this launch measures VMSAs before other pages; the solver needs them last",
-                    )?;
-                let work: Vec<(u64, CpuSignature)> = space
-                    .features
-                    .iter()
-                    .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
-                    .collect();
-                // Four configurations per job: their chains advance together, four PAGE_INFO
-                // hashes per SIMD step.
-                let quads: Vec<&[(u64, CpuSignature)]> = work.chunks(4).collect();
-                let found = parallel(quads.len(), space.threads, &|i, t| {
-                    let mut lanes = Vec::new();
-                    for &(feat, sig) in quads[i] {
-                        match Launch::new(fw, &config(feat, sig, max)) {
-                            Ok(launch) => lanes.push((feat, sig, launch)),
-                            Err(_) => t.refused += space.counts.len() as u64,
-                        }
-                    }
-                    let hit = |lane: usize, n| {
-                        let (feat, sig, _) = &lanes[lane];
-                        Match {
-                            source: Source::Ovmf(index),
-                            vcpus: n,
-                            signature: *sig,
-                            vmm,
-                            features: *feat,
-                            kernel: kernel.is_some(),
-                            init,
-                        }
-                    };
-                    let launches: Vec<&Launch<'_, '_>> = lanes.iter().map(|l| &l.2).collect();
-                    walk4(&launches, seed, space, t, &hit);
-                });
-                tally.add(found);
-            }
-        }
-    }
-    Ok(tally)
-}
-
-/// Up to four configurations' VMSAs chained from `seed` together, four `PAGE_INFO` hashes per
-/// step ([`vmsa_pagehash::sha384_page_infos`]); every count of the space a point on the walk.
-/// Each distinct VMSA page is hashed once: the launch says from which vCPU on they repeat.
-fn walk4(
-    launches: &[&Launch<'_, '_>],
-    seed: [u8; 48],
-    space: &Space,
-    t: &mut Tally,
-    hit: &dyn Fn(usize, u32) -> Match,
-) {
-    // Each lane's VMSA contents hashes: one per vCPU up to the shared page, which stands for
-    // the rest.
-    let max = space.counts.last().copied().unwrap_or(0);
-    let mut contents: Vec<Vec<[u8; 48]>> = Vec::new();
-    let mut lanes_max = Vec::new();
-    for l in launches {
-        let distinct = l.shared_vmsa_from().map_or(max, |s| s + 1).min(max);
-        let pages: Vec<[u8; 48]> = (0..distinct)
-            .map_while(|cpu| l.vmsa(cpu).ok().map(|v| sha384(v.vmsa.as_bytes())))
-            .collect();
-        // A launch whose VMSAs stop early (none do once `Launch::new` accepted them) walks
-        // only that far.
-        lanes_max.push(if (pages.len() as u32) < distinct {
-            pages.len() as u32
-        } else {
-            max
-        });
-        contents.push(pages);
-    }
-    let mut lds = [seed; 4];
-    let mut infos = [[0u8; vmsa_pagehash::PAGE_INFO]; 4];
-    let mut next = space.counts.iter().peekable();
-    for cpu in 0..max {
-        for (lane, info) in infos.iter_mut().enumerate().take(launches.len()) {
-            let c = &contents[lane];
-            let page = c.get(cpu as usize).or(c.last()).copied().unwrap_or([0; 48]);
-            let pi = PageInfo {
-                digest_cur: lds[lane],
-                contents: page,
-                length: 0x70,
-                page_type: PageType::VMSA.0,
-                imi_page: 0,
-                vmpl_perms: [0; 4],
-                gpa: VMSA_GPA,
-            };
-            info.copy_from_slice(pi.as_bytes());
-        }
-        lds = vmsa_pagehash::sha384_page_infos(&infos);
-        let n = cpu + 1;
-        if next.peek() == Some(&&n) {
-            next.next();
-            for (lane, ld) in lds.iter().enumerate().take(launches.len()) {
-                if n > lanes_max[lane] {
-                    continue;
-                }
-                t.searched += 1;
-                if *ld == space.target {
-                    t.found.push(hit(lane, n));
-                }
-            }
-        }
-    }
-}
-
-/// An IGVM file's SNP platform under every profile: spec and igvmmeasure (each with and without
-/// --native-zero) measure the file's own VP contexts, one digest each; qemu (what a QEMU launch
-/// measures) every vCPU count from the file's contexts up, and for the vCPUs without a context
-/// every signature.
-fn search_igvm(space: &Space, index: usize, bytes: &[u8]) -> Result<Tally, String> {
-    let file = IgvmFile::parse(bytes).map_err(|e| e.to_string())?;
-    let platform = file
-        .select(PlatformChoice::Only(launch::mode_platform(SevMode::Snp)))
-        .map_err(|e| e.to_string())?;
-    let contexts = launch::igvm_vcpus(&file, &platform);
-    let fw = Firmware::Igvm { file, platform };
-    let mut tally = Tally::default();
-    let sig0 = space.sigs.first().map_or(CpuSignature(0), |s| s.0);
-    for profile in [IgvmProfile::Spec, IgvmProfile::Igvmmeasure] {
-        for native_zero in [false, true] {
-            let igvm = IgvmOptions {
-                native_zero,
-                profile,
-            };
-            let mut cfg = LaunchConfig::new(SevMode::Snp, contexts, sig0, VmmType::Qemu);
-            cfg.igvm = igvm;
-            let Ok(l) = Launch::new(&fw, &cfg) else {
-                tally.refused += 1;
-                continue;
-            };
-            let (d, _) = l
-                .digest(
-                    &vmsa_pagehash::Parallel::all_cores(),
-                    vmsa_core::measure::NoObserver,
-                )
-                .map_err(|e| e.to_string())?;
-            tally.searched += 1;
-            if d.bytes() == space.target {
-                tally.found.push(Match {
-                    source: Source::Igvm(index, igvm),
-                    vcpus: contexts,
-                    signature: sig0,
-                    vmm: VmmType::Qemu,
-                    features: l.config().guest_features.bits(),
-                    kernel: false,
-                    init: VmInit::Init2,
-                });
-            }
-        }
-    }
-    // qemu: the pages (and any parameter that carries the vCPU count) depend on the count, so
-    // each (count, signature) is one launch digest, on every core.
-    let igvm = IgvmOptions {
-        native_zero: false,
-        profile: IgvmProfile::Qemu,
-    };
-    let work: Vec<(u32, CpuSignature)> = space
-        .counts
-        .iter()
-        .filter(|&&n| n >= contexts)
-        .flat_map(|&n| space.sigs.iter().map(move |(s, _)| (n, *s)))
-        .collect();
-    tally.refused +=
-        space.counts.iter().filter(|&&n| n < contexts).count() as u64 * space.sigs.len() as u64;
-    let found = parallel(work.len(), space.threads, &|i, t| {
-        let (n, sig) = work[i];
-        let mut cfg = LaunchConfig::new(SevMode::Snp, n, sig, VmmType::Qemu);
-        cfg.igvm = igvm;
-        let Ok(l) = Launch::new(&fw, &cfg) else {
-            t.refused += 1;
-            return;
-        };
-        let Ok((d, _)) = l.launch_digest(
-            &vmsa_core::measure::Sha2Pages,
-            vmsa_core::measure::NoObserver,
-        ) else {
-            t.refused += 1;
-            return;
-        };
-        t.searched += 1;
-        if d.bytes() == space.target {
-            t.found.push(Match {
-                source: Source::Igvm(index, igvm),
-                vcpus: n,
-                signature: sig,
-                vmm: VmmType::Qemu,
-                features: l.config().guest_features.bits(),
-                kernel: false,
-                init: VmInit::Init2,
-            });
-        }
-    });
-    tally.add(found);
-    Ok(tally)
 }
 
 /// `vmsa solve`.

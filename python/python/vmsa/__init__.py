@@ -25,7 +25,8 @@ from . import _vmsa
 __version__ = _vmsa.__version__
 __all__ = [
     "Vmsa", "Launch", "MeasuredItem", "launch", "snp_ovmf_hash", "diff", "report",
-    "IdBlock", "id_block", "verify_id_block", "Verdict", "verify", "cpu_types", "cpu_sig",
+    "IdBlock", "id_block", "verify_id_block", "Verdict", "verify", "solve", "cpu_types",
+    "cpu_sig",
 ]
 
 PathLike = Union[str, "_os.PathLike[str]"]
@@ -209,6 +210,31 @@ def verify_id_block(block: bytes, auth: bytes) -> Tuple[bytes, Optional[bytes]]:
     """Verifies a pair as the firmware does; returns the ID and author key digests. Raises
     ``ValueError`` when a signature does not verify."""
     return _vmsa.verify_id_block(bytes(block), bytes(auth))
+
+
+def solve(
+    measurement: bytes,
+    *,
+    ovmf: Optional[List[PathLike]] = None,
+    igvm: Optional[List[PathLike]] = None,
+    vcpus: Tuple[int, int] = (1, 512),
+    vcpu_types: Optional[List[str]] = None,
+    vmm_types: Optional[List[str]] = None,
+    guest_features: Optional[List[int]] = None,
+    kernel: Optional[PathLike] = None,
+    initrd: Optional[PathLike] = None,
+    append: Optional[str] = None,
+) -> Tuple[List[Dict[str, object]], int]:
+    """Which launches give ``measurement`` (an SNP launch digest, 48 bytes): ``vmsa solve``'s
+    search. Returns ``(matches, searched)``; each match a dict (``ovmf`` or ``igvm``,
+    ``vcpus``, ``vcpu_sig``, ``vmm_type``, ``guest_features``, ``kernel_hashes``, and for IGVM
+    ``igvm_profile`` and ``native_zero``)."""
+    fs = lambda ps: [_os.fspath(p) for p in (ps or [])]  # noqa: E731
+    matches, searched, _refused = _vmsa.solve(
+        bytes(measurement), fs(ovmf), fs(igvm), vcpus[0], vcpus[1], vcpu_types, vmm_types,
+        guest_features, None if kernel is None else _os.fspath(kernel),
+        None if initrd is None else _os.fspath(initrd), append)
+    return matches, searched
 
 
 def cpu_types() -> List[Tuple[str, int]]:
