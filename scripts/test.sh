@@ -90,8 +90,13 @@ bash scripts/capi-test.sh
 step "python: the vmsa wheel (abi3) against sev-snp-measure 0.0.13's own unit tests (imports changed only), its own tests, the in-process benchmark"
 bash scripts/python-compat.sh
 step "crates: cargo package of the six publishable crates in dependency order; cargo install --path .; completions and man pages"
-cargo package -p vmsa-core -p vmsa-pagehash -p vmsa-attest -p vmsa-solve -p vmsa-kvm -p vmsa > target/package.log 2>&1 \
-  || { cat target/package.log; exit 1; }
+# A crate of the same version packaged before (its sources extracted from cargo's local overlay
+# registry into CARGO_HOME, its build in a target directory) would be verified against instead
+# of this tree's: both are cleared, and the packages build in their own target directory.
+rm -rf target/package-build "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/vmsa-* \
+  "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/-*/vmsa-*
+CARGO_TARGET_DIR=target/package-build cargo package -p vmsa-core -p vmsa-pagehash -p vmsa-attest \
+  -p vmsa-solve -p vmsa-kvm -p vmsa > target/package.log 2>&1 || { cat target/package.log; exit 1; }
 grep -E '^ *(Packaged|Verifying)' target/package.log
 cargo install -q --locked --path . --root target/install --target-dir target
 target/install/bin/vmsa --version
