@@ -9,7 +9,10 @@ export CARGO_TERM_COLOR=never
 # host-kvm's build script reads it.
 export VMSA_REQUIRE=${VMSA_REQUIRE-kvm,qemu,peer,ovmf,avx2}
 
-step() { printf '\n=== %s\n' "$*"; }
+# Disk: incremental compilation's caches are of no use to a one-shot run (about 1 GiB), and each
+# step's free space is printed, so a full disk shows where it filled.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL-0}
+step() { printf '\n=== %s  [%s free]\n' "$*" "$(df -h --output=avail . | tail -1 | tr -d ' ')"; }
 
 # --- installs -----------------------------------------------------------------------------
 step "install: Debian packages"
@@ -60,6 +63,7 @@ for target in x86_64-unknown-none wasm32-unknown-unknown; do
       -Zbuild-std=core,alloc --target "$target" --features alloc )
   echo "vmsa-core builds for $target (no features, and alloc)"
 done
+rm -rf target/nostd  # (a build check only: nothing later uses it)
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
 step "cargo test --workspace"
@@ -81,10 +85,12 @@ step "soak on real KVM: 1000 VMs in one process (descriptors and RSS flat), 1024
 bash scripts/soak.sh 1000
 step "fuzz smoke: every target for 15 s from its committed seeds (the campaign: scripts/fuzz-campaign.sh)"
 bash scripts/fuzz-campaign.sh 15
+rm -rf fuzz/target  # (the sanitized fuzz builds: nothing later uses them)
 step "wasm: vmsa-wasm for wasm32-unknown-unknown (128 KiB budget), then the page in Debian's headless Chromium"
 bash wasm/build.sh
 cargo build -q --bin vmsa
 ( cd wasm/e2e && node --test --test-reporter=spec e2e.test.js )
+rm -rf target/wasm  # (wasm/web/pkg* hold what the page serves)
 step "C: libvmsa_capi's header current; a C program doing QEMU's SEV steps under ASan and UBSan gives vmsa measure's digests; pkg-config"
 bash scripts/capi-test.sh
 step "python: the vmsa wheel (abi3) against sev-snp-measure 0.0.13's own unit tests (imports changed only), its own tests, the in-process benchmark"
@@ -98,6 +104,7 @@ rm -rf target/package-build "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/vmsa-*
 CARGO_TARGET_DIR=target/package-build cargo package -p vmsa-core -p vmsa-pagehash -p vmsa-attest \
   -p vmsa-solve -p vmsa-kvm -p vmsa > target/package.log 2>&1 || { cat target/package.log; exit 1; }
 grep -E '^ *(Packaged|Verifying)' target/package.log
+rm -rf target/package-build  # (the packages' verification builds: nothing later uses them)
 cargo install -q --locked --path . --root target/install --target-dir target
 target/install/bin/vmsa --version
 target/install/bin/vmsa generate completions bash | bash -n
