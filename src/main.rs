@@ -38,6 +38,9 @@ enum Command {
     /// The VMSAs the host kernel measured (its sev_es_sync_vmsa debug dump in dmesg), against the
     /// prediction for the launch given after --: exit 0 when every page is equal, 1 otherwise.
     Capture(cmd::capture::Args),
+    /// The VMM types and the versioned host profiles (Linux KVM, QEMU) --host-kernel and --qemu
+    /// select, each row citing the commits that made it so.
+    Profiles(cmd::profiles::Args),
     /// Shell completions or the man pages, generated from this command line's definition.
     Generate(cmd::generate::Args),
 }
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Some(Command::Solve(args)) => cmd::solve::run(&args),
         Some(Command::IdBlock(args)) => cmd::id_block::run(&args),
         Some(Command::Capture(args)) => cmd::capture::run(&args),
+        Some(Command::Profiles(args)) => cmd::profiles::run(&args),
         Some(Command::Generate(args)) => cmd::generate::run::<Cli>(&args),
         None => cmd::run::main_job(),
     };

@@ -45,23 +45,27 @@ fn qemus_documentation_example_measures_as_the_explicit_flags_and_the_peer() {
         "EPYC-v4",
         "--ovmf",
         OVMF,
+        "--qemu",
+        "10.2",
     ]);
     assert_eq!(from_qemu, explicit);
+    assert!(err.contains("--qemu 10.2 (the release modelled"), "{err}");
     if peer_installed() {
-        let peer = std::process::Command::new("sev-snp-measure")
-            .args([
-                "--mode",
-                "snp",
-                "--vcpus",
-                "4",
-                "--vcpu-type",
-                "EPYC-v4",
-                "--ovmf",
-                OVMF,
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&peer.stdout), from_qemu);
+        // QEMU 10.2's APs carry FCW and MXCSR 0 (`vmsa profiles`): sev-snp-measure's walk over
+        // its own pages with those two fields zeroed on the APs.
+        assert_eq!(
+            common::peer_patched(OVMF, "snp", 4, 0x800f12, "aps", 1),
+            from_qemu.trim()
+        );
+    }
+    // A --qemu of the user's own names the release: QEMU 10.0's APs are sev-snp-measure's.
+    let (code, q100, err) = measure(&["--from-qemu", &cmd, "--qemu", "10.0"]);
+    assert_eq!(code, 0, "{err}");
+    if peer_installed() {
+        assert_eq!(
+            common::peer_patched(OVMF, "snp", 4, 0x800f12, "none", 1),
+            q100.trim()
+        );
     }
 }
 
@@ -118,6 +122,8 @@ fn libvirts_and_katas_forms_and_proc_cmdline() {
         i,
         "--append",
         "console=ttyS0 root=/dev/vda",
+        "--qemu",
+        "10.2",
     ]);
     assert_eq!(from_qemu, explicit);
     // Kata-style SEV-ES (policy bit 2) direct boot, one string.
@@ -142,8 +148,19 @@ fn libvirts_and_katas_forms_and_proc_cmdline() {
         k,
         "--append",
         "tsc=reliable no_timer_check quiet",
+        "--qemu",
+        "10.2",
     ]);
     assert_eq!(from_qemu, explicit);
+    // QEMU's default legacy-vm-type (auto) is the legacy init; `off` is KVM_SEV_INIT2, whose
+    // VMSAs carry the FPU state: sev-snp-measure's seves digest.
+    let (code, init2, err) = measure(&[
+        "--from-qemu",
+        &kata.replace("policy=0x7", "policy=0x7,legacy-vm-type=off"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--legacy-vm-type off"), "{err}");
+    assert_ne!(init2, from_qemu);
 }
 
 #[test]
@@ -169,6 +186,8 @@ fn id_block_and_verify_take_it_for_their_launch_and_qemus_refusals() {
         "EPYC-v4",
         "--ovmf",
         fw,
+        "--qemu",
+        "10.2",
     ]);
     assert_eq!(a, b);
     for (bad, want) in [
@@ -224,6 +243,8 @@ fn libvirt_domains_measure_as_the_explicit_flags() {
         "EPYC-Milan",
         "--ovmf",
         fw,
+        "--qemu",
+        "10.2",
     ]);
     assert_eq!(out, explicit);
     // SEV (policy 0x0001) with kernel hashes and a direct-boot kernel.

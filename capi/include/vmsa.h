@@ -51,6 +51,8 @@ typedef enum VmsaVmm {
   VMSA_VMM_GCE = 2,
   // KVM's own reset values.
   VMSA_VMM_KVM = 3,
+  // libkrun.
+  VMSA_VMM_KRUN = 4,
 } VmsaVmm;
 
 // Parsed firmware: an OVMF image or an IGVM file, owned.

@@ -85,6 +85,8 @@ pub enum VmsaVmm {
     Gce = 2,
     /// KVM's own reset values.
     Kvm = 3,
+    /// libkrun.
+    Krun = 4,
 }
 
 /// A launch configuration. `mode` and `vmm` hold `VmsaMode` and `VmsaVmm` values (plain
@@ -237,6 +239,7 @@ fn config(c: &VmsaConfig) -> Result<LaunchConfig, Fail> {
         v if v == VmsaVmm::Ec2 as u32 => VmmType::Ec2,
         v if v == VmsaVmm::Gce as u32 => VmmType::Gce,
         v if v == VmsaVmm::Kvm as u32 => VmmType::Kvm,
+        v if v == VmsaVmm::Krun as u32 => VmmType::Krun,
         v => {
             return Err(fail(
                 VmsaStatus::InvalidArgument,

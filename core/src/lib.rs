@@ -14,7 +14,7 @@
 //! |---|---|
 //! | wire types | [`arch`], [`flags`], [`segment`], [`vmsa`], [`guid`], [`hex`], [`mode`], [`cpu`], [`page`], [`hash_table`], [`snp_cpuid`], [`report`] |
 //! | formats and hashing | [`ovmf`], [`igvm`], [`measure`], [`id_block`] |
-//! | models | [`reset`], [`kvm`] |
+//! | models | [`reset`], [`kvm`], [`host`] |
 //! | the launch | [`launch`] |
 //!
 //! ```
@@ -71,6 +71,7 @@ pub mod igvm;
 pub mod measure;
 pub mod ovmf;
 // Models.
+pub mod host;
 pub mod kvm;
 pub mod reset;
 // The launch.

@@ -53,11 +53,20 @@ pub enum VmmType {
     /// and RIP: it reads the segments with `KVM_GET_SREGS` (which reports DS/ES/FS/GS with the
     /// accessed bit, 0x93), changes CS selector/base/limit (keeping 0x9a) and writes them back.
     Kvm,
+    /// libkrun as it programmed TEE vCPUs (`setup_regs`, `setup_sregs`, `setup_fpu` of
+    /// `src/arch/src/x86_64/regs.rs`, libkrun ≤ 1.15; libkrunfw's `utils/vmsa.h` dumps are its
+    /// pages): KVM's reset segments read back and written (CS 0x9a, SS 0x92, DS/ES/FS/GS 0x93
+    /// by `svm_get_segment`'s accessed bit, TR 0x83), RDX 0, the BSP's RSP and RBP 0x8ff0 and
+    /// RSI 0x7000 (its boot_params page), FCW 0x37f and MXCSR 0x1f80 (in the VMSA under
+    /// `KVM_SEV_INIT2` only). virtee's `sev` crate (`VMMType::KRUN`) models these pages without
+    /// the BSP's three registers — it passes the vCPU count where libkrun's vCPU index belongs,
+    /// so its BSP takes the AP branch: a defect of the crate — and without FPU state.
+    Krun,
 }
 
 impl VmmType {
     /// Every VMM type.
-    pub const ALL: [Self; 4] = [Self::Qemu, Self::Ec2, Self::Gce, Self::Kvm];
+    pub const ALL: [Self; 5] = [Self::Qemu, Self::Ec2, Self::Gce, Self::Kvm, Self::Krun];
 
     /// The name the command line takes (`qemu`, `ec2`, `gce`, `kvm`).
     pub const fn name(self) -> &'static str {
@@ -66,6 +75,7 @@ impl VmmType {
             Self::Ec2 => "ec2",
             Self::Gce => "gce",
             Self::Kvm => "kvm",
+            Self::Krun => "krun",
         }
     }
 
@@ -76,6 +86,11 @@ impl VmmType {
             .find(|v| v.name().eq_ignore_ascii_case(name))
     }
 }
+
+/// libkrun's BSP stack pointer and frame pointer (`setup_regs`: `BOOT_STACK_POINTER`).
+pub const KRUN_BOOT_STACK: u64 = 0x8ff0;
+/// libkrun's BSP RSI: the boot_params ("zero page") address (`ZERO_PAGE_START`).
+pub const KRUN_ZERO_PAGE: u64 = 0x7000;
 
 /// Guest PAT that GCE programs (sev-snp-measure `vmsa.py`).
 pub const PAT_GCE: u64 = 0x0007_0106;
@@ -156,6 +171,19 @@ pub fn vmm_state(vmm: VmmType, signature: CpuSignature, cpu_index: u32, eip: u32
         VmmType::Gce => {
             let mut v = architectural_reset(CpuSignature(KVM_RESET_RDX as u32));
             v.g_pat = PAT_GCE;
+            v
+        }
+        VmmType::Krun => {
+            let mut v = kvm_reset();
+            for s in [&mut v.es, &mut v.ds, &mut v.fs, &mut v.gs] {
+                s.attrib = SegmentAttributes::DATA_16BIT_RESET;
+            }
+            v.rdx = 0;
+            if bsp {
+                v.rsp = KRUN_BOOT_STACK;
+                v.rbp = KRUN_BOOT_STACK;
+                v.rsi = KRUN_ZERO_PAGE;
+            }
             v
         }
         VmmType::Kvm | VmmType::Ec2 => {

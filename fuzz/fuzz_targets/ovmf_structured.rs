@@ -90,7 +90,7 @@ fuzz_target!(|input: Input| {
     }
     let fw = Firmware::Ovmf(fw);
     let mode = SevMode::ALL[usize::from(input.vcpus) % 3];
-    let vmm = VmmType::ALL[usize::from(input.vcpus >> 2) % 4];
+    let vmm = VmmType::ALL[usize::from(input.vcpus >> 2) % VmmType::ALL.len()];
     let mut cfg = LaunchConfig::new(
         mode,
         u32::from(input.vcpus % 8),

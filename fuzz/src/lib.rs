@@ -12,7 +12,7 @@ use vmsa_core::{CpuSignature, SevMode};
 /// The launches of `fw` for the configuration `pick` selects, all of their outputs walked.
 pub fn launch_everything(fw: &Firmware<'_>, pick: u8) {
     let vcpus = u32::from(pick % 4) + 1;
-    let vmm = VmmType::ALL[usize::from(pick >> 2) % 4];
+    let vmm = VmmType::ALL[usize::from(pick >> 2) % VmmType::ALL.len()];
     let features = if pick & 0x40 != 0 { 0x21 } else { 0x1 };
     let (modes, profiles): (&[SevMode], &[IgvmProfile]) = match fw {
         Firmware::Ovmf(_) => (&SevMode::ALL, &[IgvmProfile::Spec]),

@@ -459,6 +459,7 @@ fn solve<'py>(
         vmms,
         features: guest_features.unwrap_or_else(|| vec![0x1, 0x21]),
         inits: vec![vmsa_core::kvm::VmInit::Init2],
+        ap_fpus: vec![vmsa_core::host::ApFpu::Reset, vmsa_core::host::ApFpu::Zero],
         kernel,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
@@ -487,6 +488,8 @@ fn solve<'py>(
         d.set_item("vmm_type", m.vmm.name())?;
         d.set_item("guest_features", m.features)?;
         d.set_item("kernel_hashes", m.kernel)?;
+        // QEMU ≥ 10.1 leaves the APs' FCW and MXCSR 0 (`vmsa profiles`).
+        d.set_item("qemu_10_1_aps", m.ap_fpu == vmsa_core::host::ApFpu::Zero)?;
         out.append(d)?;
     }
     Ok((out, tally.searched, tally.refused))

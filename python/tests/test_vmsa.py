@@ -77,7 +77,8 @@ class TestLaunch(unittest.TestCase):
                         guest_features=0x21)
         matches, searched = vmsa.solve(l.digest, ovmf=[fw], vcpus=(1, 16))
         self.assertIn({"ovmf": str(fw), "vcpus": 7, "vcpu_sig": vmsa.cpu_sig(25, 17, 0),
-                       "vmm_type": "gce", "guest_features": 0x21, "kernel_hashes": False},
+                       "vmm_type": "gce", "guest_features": 0x21, "kernel_hashes": False,
+                       "qemu_10_1_aps": False},
                       matches)
         self.assertGreater(searched, 16 * 4)
         none, _ = vmsa.solve(bytes(48), ovmf=[fw], vcpus=(1, 4))

@@ -10,6 +10,7 @@
 //! range is a point on one walk. Configurations are shared among the cores.
 
 use vmsa_core::hash_table::SevHashes;
+use vmsa_core::host::ApFpu;
 use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::kvm::VmInit;
 use vmsa_core::launch::{self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig};
@@ -45,6 +46,8 @@ pub struct Match {
     pub kernel: bool,
     /// The KVM init.
     pub init: VmInit,
+    /// What QEMU left in the APs' FPU control words (QEMU ≥ 10.1: 0; the qemu VMM type only).
+    pub ap_fpu: ApFpu,
 }
 
 /// The axes of the search, resolved.
@@ -61,6 +64,9 @@ pub struct Space {
     pub features: Vec<u64>,
     /// KVM inits.
     pub inits: Vec<VmInit>,
+    /// The APs' FPU control words QEMU releases leave ([`vmsa_core::host::qemu`]): tried for
+    /// the qemu VMM type; the others are [`ApFpu::Reset`].
+    pub ap_fpus: Vec<ApFpu>,
     /// The kernel hashes, tried with and without (OVMF).
     pub kernel: Option<SevHashes>,
     /// Threads.
@@ -135,68 +141,85 @@ pub fn search_ovmf(space: &Space, index: usize, fw: &Firmware<'_>) -> Result<Tal
         vmsa_core::measure::NoObserver,
     )
     .map_err(|e| e.to_string())?;
+    let reset_only = [ApFpu::Reset];
     for &vmm in &space.vmms {
-        for kernel in &kernels {
-            for &init in &space.inits {
-                let config = |feat: u64, sig, vcpus| {
-                    let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, sig, vmm);
-                    cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(feat);
-                    cfg.kernel = *kernel;
-                    cfg.kvm.init = init;
-                    cfg
-                };
-                let per_base =
-                    (space.features.len() * space.sigs.len() * space.counts.len()) as u64;
-                let first = space
-                    .features
-                    .iter()
-                    .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
-                    .find_map(|(f, s)| Launch::new(fw, &config(f, s, 1)).ok());
-                let Some(launch) = first else {
-                    tally.refused += per_base;
-                    continue;
-                };
-                let seed = launch
-                    .digest_before_vmsas(Some(fw_seed))
-                    .map_err(|e| e.to_string())?
-                    .ok_or(
-                        "this launch measures VMSAs before other pages; the solver needs them last",
-                    )?;
-                let work: Vec<(u64, CpuSignature)> = space
-                    .features
-                    .iter()
-                    .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
-                    .collect();
-                // Four configurations per job: their chains advance together, four PAGE_INFO
-                // hashes per SIMD step.
-                let quads: Vec<&[(u64, CpuSignature)]> = work.chunks(4).collect();
-                let found = parallel(quads.len(), space.threads, &|i, t| {
-                    let mut lanes = Vec::new();
-                    for &(feat, sig) in quads[i] {
-                        match Launch::new(fw, &config(feat, sig, max)) {
-                            Ok(launch) => lanes.push((feat, sig, launch)),
-                            Err(_) => t.refused += space.counts.len() as u64,
-                        }
-                    }
-                    let hit = |lane: usize, n| {
-                        let (feat, sig, _) = &lanes[lane];
-                        Match {
-                            source: Source::Ovmf(index),
-                            vcpus: n,
-                            signature: *sig,
-                            vmm,
-                            features: *feat,
-                            kernel: kernel.is_some(),
-                            init,
-                        }
-                    };
-                    let launches: Vec<&Launch<'_, '_>> = lanes.iter().map(|l| &l.2).collect();
-                    walk4(&launches, seed, space, t, &hit);
-                });
-                tally.add(found);
+        let ap_fpus: &[ApFpu] = match vmm {
+            VmmType::Qemu => &space.ap_fpus,
+            _ => &reset_only,
+        };
+        for (kernel, &init, &ap_fpu) in kernels.iter().flat_map(|k| {
+            space
+                .inits
+                .iter()
+                .flat_map(move |i| ap_fpus.iter().map(move |a| (k, i, a)))
+        }) {
+            // QEMU's AP FPU words reach the VMSA only under INIT2.
+            if ap_fpu == ApFpu::Zero && init == VmInit::Legacy {
+                continue;
             }
+            let config = |feat: u64, sig, vcpus| {
+                let mut cfg = LaunchConfig::new(SevMode::Snp, vcpus, sig, vmm);
+                cfg.guest_features = vmsa_core::flags::SevFeatures::from_bits_retain(feat);
+                cfg.kernel = *kernel;
+                cfg.kvm.init = init;
+                cfg.ap_fpu = ap_fpu;
+                cfg
+            };
+            let per_base = (space.features.len() * space.sigs.len() * space.counts.len()) as u64;
+            let first = space
+                .features
+                .iter()
+                .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
+                .find_map(|(f, s)| Launch::new(fw, &config(f, s, 1)).ok());
+            let Some(launch) = first else {
+                tally.refused += per_base;
+                continue;
+            };
+            let seed = launch
+                .digest_before_vmsas(Some(fw_seed))
+                .map_err(|e| e.to_string())?
+                .ok_or(
+                    "this launch measures VMSAs before other pages; the solver needs them last",
+                )?;
+            let work: Vec<(u64, CpuSignature)> = space
+                .features
+                .iter()
+                .flat_map(|&f| space.sigs.iter().map(move |(s, _)| (f, *s)))
+                .collect();
+            // Four configurations per job: their chains advance together, four PAGE_INFO
+            // hashes per SIMD step.
+            let quads: Vec<&[(u64, CpuSignature)]> = work.chunks(4).collect();
+            let found = parallel(quads.len(), space.threads, &|i, t| {
+                let mut lanes = Vec::new();
+                for &(feat, sig) in quads[i] {
+                    match Launch::new(fw, &config(feat, sig, max)) {
+                        Ok(launch) => lanes.push((feat, sig, launch)),
+                        Err(_) => t.refused += space.counts.len() as u64,
+                    }
+                }
+                let hit = |lane: usize, n| {
+                    let (feat, sig, _) = &lanes[lane];
+                    Match {
+                        source: Source::Ovmf(index),
+                        vcpus: n,
+                        signature: *sig,
+                        vmm,
+                        features: *feat,
+                        kernel: kernel.is_some(),
+                        init,
+                        ap_fpu,
+                    }
+                };
+                let launches: Vec<&Launch<'_, '_>> = lanes.iter().map(|l| &l.2).collect();
+                walk4(&launches, seed, space, t, &hit);
+            });
+            tally.add(found);
         }
     }
+    // One vCPU has no AP: QEMU ≥ 10.1's launch is QEMU ≤ 10.0's, found once.
+    tally
+        .found
+        .retain(|m| !(m.ap_fpu == ApFpu::Zero && m.vcpus == 1));
     Ok(tally)
 }
 
@@ -305,6 +328,7 @@ pub fn search_igvm(space: &Space, index: usize, bytes: &[u8]) -> Result<Tally, S
                     features: l.config().guest_features.bits(),
                     kernel: false,
                     init: VmInit::Init2,
+                    ap_fpu: ApFpu::Reset,
                 });
             }
         }
@@ -348,6 +372,7 @@ pub fn search_igvm(space: &Space, index: usize, bytes: &[u8]) -> Result<Tally, S
                 features: l.config().guest_features.bits(),
                 kernel: false,
                 init: VmInit::Init2,
+                ap_fpu: ApFpu::Reset,
             });
         }
     });

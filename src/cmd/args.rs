@@ -1,6 +1,9 @@
 //! The arguments several subcommands share: one integer parser, the vCPU signature, the mode,
 //! the VMM and the KVM host, each parsed in one place.
+use vmsa_core::flags::SevFeatures;
+use vmsa_core::host::{Host, LegacyDebugSwap, Version};
 use vmsa_core::kvm::{KvmParams, VmInit};
+use vmsa_core::launch::LaunchConfig;
 use vmsa_core::reset::VmmType;
 use vmsa_core::{CpuSignature, SevMode};
 
@@ -58,7 +61,8 @@ pub fn parse_mode(s: &str) -> Result<SevMode, String> {
 
 /// The VMM profile: `qemu`, `ec2`, `gce` or `kvm`, any case.
 pub fn parse_vmm(s: &str) -> Result<VmmType, String> {
-    VmmType::from_name(s).ok_or_else(|| format!("unknown VMM type {s:?} (qemu, ec2, gce, kvm)"))
+    VmmType::from_name(s)
+        .ok_or_else(|| format!("unknown VMM type {s:?} (qemu, ec2, gce, kvm, krun)"))
 }
 
 /// The vCPU signature, by CPU type, raw value or family/model/stepping (one of the three).
@@ -121,7 +125,7 @@ impl CpuArgs {
 pub struct HostArgs {
     /// The VM was made with the legacy KVM_SEV_ES_INIT (QEMU `sev-guest` default): no FPU state
     /// and no features in the VMSA.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "qemu")]
     pub legacy_init: bool,
     /// The host runs without CR4.MCE.
     #[arg(long)]
@@ -144,6 +148,94 @@ impl HostArgs {
             cd_nw_quirk: !self.no_cd_nw_quirk,
             ..KvmParams::default()
         }
+    }
+}
+
+/// A release version: `6.8`, `6.8.0-45-generic`, `v6.11`, `10.2.2`.
+pub fn parse_version(s: &str) -> Result<Version, String> {
+    Version::parse(s).ok_or_else(|| format!("{s:?} is not a release version (6.8, 10.2.2)"))
+}
+
+/// The host's versions: which row of `vmsa profiles` the kernel and QEMU come from.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProfileArgs {
+    /// The host's Linux version (`uname -r`: 6.8, 6.8.0-45-generic): its KVM's init, VMSA
+    /// features and FPU rules (`vmsa profiles` lists them).
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    pub host_kernel: Option<Version>,
+    /// The QEMU version (9.1, 10.2.2): its init, SNP and IGVM support and the APs' state
+    /// (`vmsa profiles`). For the qemu VMM type.
+    #[arg(long = "qemu", value_name = "VERSION", value_parser = parse_version)]
+    pub qemu: Option<Version>,
+    /// With --qemu: the `sev-guest` object's `legacy-vm-type` (QEMU ≥ 9.1; `off` makes an
+    /// SEV-ES guest by KVM_SEV_INIT2, with its FPU state in the VMSAs; default `auto`, which is
+    /// legacy).
+    #[arg(long, value_name = "on|off|auto", requires = "qemu", value_parser = ["on", "off", "auto"])]
+    pub legacy_vm_type: Option<String>,
+}
+
+impl ProfileArgs {
+    /// Applies the host these versions make to `cfg` (whose mode, VMM and signature are set):
+    /// the init, the features KVM offers or imposes, what QEMU leaves in the APs, and the guest
+    /// features unless `explicit` ones were given — which must then be ones the host can give.
+    /// `None` when no version was named.
+    pub fn apply(
+        &self,
+        cfg: &mut LaunchConfig,
+        explicit: Option<u64>,
+        igvm: bool,
+    ) -> Result<Option<Host>, String> {
+        if self.host_kernel.is_none() && self.qemu.is_none() {
+            return Ok(None);
+        }
+        if self.qemu.is_some() && cfg.vmm != VmmType::Qemu {
+            return Err(format!(
+                "--qemu describes the qemu VMM type, not {}",
+                cfg.vmm.name()
+            ));
+        }
+        let host = Host::resolve_with(
+            self.host_kernel,
+            self.qemu,
+            cfg.mode,
+            igvm,
+            cfg.signature,
+            self.legacy_vm_type.as_deref() == Some("off"),
+        )
+        .map_err(|e| e.to_string())?;
+        cfg.kvm = host.kvm(cfg.kvm);
+        cfg.ap_fpu = host.ap_fpu;
+        match (explicit.map(SevFeatures::from_bits_retain), host.features) {
+            (None, Some(f)) => cfg.guest_features = f,
+            (None, None) => {}
+            // Linux 6.6–6.9 give DebugSwap to the legacy init on some hosts and not others:
+            // given, it says which host this is.
+            (Some(f), _)
+                if f == SevFeatures::DEBUG_SWAP
+                    && cfg.kvm.init == VmInit::Legacy
+                    && host
+                        .kernel
+                        .is_some_and(|k| k.legacy_debug_swap != LegacyDebugSwap::Never) =>
+            {
+                cfg.kvm.legacy_features = f;
+                cfg.guest_features = f;
+            }
+            (Some(f), Some(q)) if f != q => {
+                return Err(match (self.qemu, cfg.mode) {
+                    (Some(v), SevMode::Snp) => format!(
+                        "QEMU {v} asks KVM for no VMSA features (sev.c: `struct kvm_sev_init args = {{ 0 }}`): an SNP guest's sev_features are {q:#x}, not {:#x}",
+                        f.bits()
+                    ),
+                    _ => format!(
+                        "this host's legacy KVM_SEV_ES_INIT gives sev_features {:#x}, not {:#x} (`vmsa profiles`)",
+                        q.bits(),
+                        f.bits()
+                    ),
+                });
+            }
+            (Some(f), _) => cfg.guest_features = f,
+        }
+        Ok(Some(host))
     }
 }
 

@@ -6,7 +6,7 @@
 //! refuses, with a message that says why, the images it silently measures although they cannot
 //! launch (SNP without `ASEV` metadata, SEV-ES/SNP without an SEV-ES reset block). The digest is
 //! the core's ([`vmsa_core::launch::Launch::digest`]), the firmware pages hashed on every core.
-use super::args::{CpuArgs, parse_int, parse_vmm};
+use super::args::{CpuArgs, ProfileArgs, parse_int, parse_vmm};
 use super::files::{self, FirmwareFile, limits};
 use super::output::{Existing, base64, hex, interrupted, to_json, write_pages};
 use serde::Serialize;
@@ -36,7 +36,7 @@ pub struct Args {
     /// The vCPU signature.
     #[command(flatten)]
     pub cpu: CpuArgs,
-    /// Type of guest VMM: QEMU, ec2, gce (any case), or kvm (KVM's own reset values).
+    /// Type of guest VMM: QEMU, ec2, gce (any case), kvm (KVM's own reset values) or krun (libkrun).
     #[arg(long, value_name = "VMMTYPE", default_value = "QEMU", value_parser = parse_vmm)]
     pub vmm_type: VmmType,
     /// OVMF file to calculate the hash from.
@@ -54,9 +54,13 @@ pub struct Args {
     /// Kernel command line to calculate the hash from (use with --kernel).
     #[arg(long, value_name = "CMDLINE", requires = "kernel")]
     pub append: Option<String>,
-    /// The guest features (VMSA sev_features) for snp, any base; default 0x1.
-    #[arg(long, value_name = "VALUE", value_parser = parse_int, default_value = "0x1")]
-    pub guest_features: u64,
+    /// The guest features (VMSA sev_features) for snp, any base; default 0x1 (with
+    /// --host-kernel/--qemu: the host's, and for seves too).
+    #[arg(long, value_name = "VALUE", value_parser = parse_int)]
+    pub guest_features: Option<u64>,
+    /// The host's Linux and QEMU versions.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// Measurement output format (default hex; with --tik base64, as sevctl prints it).
     #[arg(long, value_enum)]
     pub output_format: Option<OutputFormat>,
@@ -335,10 +339,14 @@ fn config(args: &Args) -> Result<LaunchConfig, Failure> {
         None => CpuSignature(0),
     };
     let mut cfg = LaunchConfig::new(mode, vcpus, signature, args.vmm_type);
-    // sev-snp-measure ignores --guest-features for seves (KVM's legacy and INIT2 defaults: 0).
+    // sev-snp-measure ignores --guest-features for seves (KVM's legacy and INIT2 defaults: 0);
+    // a host profile decides them, and checks the ones given.
     if mode == SevMode::Snp {
-        cfg.guest_features = SevFeatures::from_bits_retain(args.guest_features);
+        cfg.guest_features = SevFeatures::from_bits_retain(args.guest_features.unwrap_or(0x1));
     }
+    args.profile
+        .apply(&mut cfg, args.guest_features, args.igvm.is_some())
+        .map_err(usage)?;
     let hash = |what: &str, h: &Option<String>, default: [u8; 32]| -> Result<[u8; 32], Failure> {
         match h {
             None => Ok(default),
@@ -737,6 +745,10 @@ struct JsonOut<'a> {
     vmm_type: &'static str,
     vcpu_sig: String,
     guest_features: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_kernel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qemu: Option<String>,
     measurement: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     items: Option<Vec<JsonItem>>,
@@ -748,9 +760,12 @@ fn print_json(
     text: &str,
     items: &[MeasuredItem],
 ) -> Result<(), Failure> {
-    let guest_features = match args.mode.mode {
-        SevMode::Snp => cfg.guest_features.bits(),
-        SevMode::Sev | SevMode::SevEs => 0,
+    let guest_features = match (args.mode.mode, &args.profile) {
+        (SevMode::Snp, _) => cfg.guest_features.bits(),
+        (SevMode::SevEs, p) if p.host_kernel.is_some() || p.qemu.is_some() => {
+            cfg.guest_features.bits()
+        }
+        (SevMode::Sev | SevMode::SevEs, _) => 0,
     };
     let out = JsonOut {
         mode: args.mode.name(),
@@ -758,6 +773,8 @@ fn print_json(
         vmm_type: cfg.vmm.name(),
         vcpu_sig: format!("{:#x}", cfg.signature.0),
         guest_features: format!("{guest_features:#x}"),
+        host_kernel: args.profile.host_kernel.map(|v| v.to_string()),
+        qemu: args.profile.qemu.map(|v| v.to_string()),
         measurement: text,
         items: args.explain.then(|| {
             items

@@ -11,6 +11,7 @@ pub mod igvm_sign;
 pub mod inspect;
 pub mod measure;
 pub mod output;
+pub mod profiles;
 pub mod qemu;
 pub mod report;
 pub mod reset;

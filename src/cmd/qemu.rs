@@ -19,6 +19,10 @@ use vmsa_core::cpu::CPU_TYPES;
 /// The QEMU version whose command line is modelled.
 pub const QEMU_VERSION: &str = "QEMU 10.1/10.2";
 
+/// The release `--qemu` names for the launch (the host profile of [`QEMU_VERSION`]); a
+/// `--qemu` of the user's own wins.
+pub const QEMU_RELEASE: &str = "10.2";
+
 /// QEMU options that take no argument (`qemu-options.hx`, those that can appear in a
 /// confidential guest's command line); every other option takes one.
 const FLAGS: &[&str] = &[
@@ -83,6 +87,9 @@ pub struct QemuLaunch {
     pub author_key_enabled: bool,
     /// `vcek-disabled=on`.
     pub vcek_disabled: bool,
+    /// `sev-guest,legacy-vm-type=off`: KVM_SEV_INIT2 (default `auto`, and `on` for machine
+    /// types 9.0 and older: the legacy init).
+    pub init2: bool,
     /// "flag value (from QEMU option)" lines.
     pub provenance: Vec<String>,
 }
@@ -396,6 +403,24 @@ pub fn parse(words: &[String]) -> Result<QemuLaunch, String> {
                 .into(),
         );
     }
+    // `legacy-vm-type` (QEMU 9.1: on/off/auto, default auto = legacy; `pc_compat_9_0` sets
+    // on). Only `off` asks for KVM_SEV_INIT2.
+    if let Some(v) = get(obj, "legacy-vm-type") {
+        l.init2 = match v.as_str() {
+            "off" | "false" | "no" => true,
+            "on" | "true" | "yes" | "auto" => false,
+            _ => {
+                return Err(format!(
+                    "QEMU: Parameter '{typ}.legacy-vm-type' does not accept value '{v}' (on, off, auto)"
+                ));
+            }
+        };
+        if l.init2 {
+            l.provenance.push(format!(
+                "--legacy-vm-type off (-object {typ},legacy-vm-type={v}): KVM_SEV_INIT2"
+            ));
+        }
+    }
     l.host_data = get(obj, "host-data");
     l.id_block = get(obj, "id-block");
     l.id_auth = get(obj, "id-auth");
@@ -511,7 +536,16 @@ impl QemuLaunch {
             w.extend(["--vcpu-type".into(), c.clone()]);
         }
         self.firmware_words(&mut w);
+        self.qemu_words(&mut w);
         w
+    }
+
+    /// The QEMU release whose launch this is (`vmsa profiles`): its init, its APs' state.
+    fn qemu_words(&self, w: &mut Vec<String>) {
+        w.extend(["--qemu".into(), QEMU_RELEASE.into()]);
+        if self.init2 {
+            w.extend(["--legacy-vm-type".into(), "off".into()]);
+        }
     }
 
     fn firmware_words(&self, w: &mut Vec<String>) {
@@ -542,6 +576,7 @@ impl QemuLaunch {
                     w.extend(["--vcpu-type".into(), c.clone()]);
                 }
                 self.firmware_words(&mut w);
+                w.extend(["--qemu".into(), QEMU_RELEASE.into()]);
                 w
             }
             "reset" => {
@@ -558,6 +593,7 @@ impl QemuLaunch {
                 if let Some(f) = &self.igvm {
                     w.extend(["--igvm".into(), f.clone()]);
                 }
+                self.qemu_words(&mut w);
                 w
             }
             "run" => {
@@ -743,9 +779,18 @@ pub fn expand(argv: Vec<String>) -> Result<Vec<String>, String> {
         }
         false => parse(&words(&value)?)?,
     };
-    let add = launch
+    let mut add = launch
         .words_for(&sub)
         .ok_or_else(|| format!("{flag}: `vmsa {sub}` takes no launch"))?;
+    // The user's own --qemu names the release (and its legacy-vm-type) instead.
+    if argv
+        .iter()
+        .any(|a| a == "--qemu" || a.starts_with("--qemu="))
+    {
+        if let Some(i) = add.iter().position(|a| a == "--qemu") {
+            add.drain(i..i + 2);
+        }
+    }
     match libvirt {
         true => {
             crate::errln!("vmsa: from the libvirt domain {value} (libvirt 10.x, {QEMU_VERSION}):")
@@ -754,6 +799,11 @@ pub fn expand(argv: Vec<String>) -> Result<Vec<String>, String> {
     }
     for p in &launch.provenance {
         crate::errln!("  {p}");
+    }
+    if add.iter().any(|a| a == "--qemu") {
+        crate::errln!(
+            "  --qemu {QEMU_RELEASE} (the release modelled: its KVM init and APs' state, `vmsa profiles`; give --qemu VERSION for another)"
+        );
     }
     let mut out: Vec<String> = argv[..at].to_vec();
     let rest = &argv[at + consumed..];
@@ -797,7 +847,7 @@ mod tests {
         );
         assert_eq!(
             l.measure_words().join(" "),
-            "--mode snp --vcpus 4 --vcpu-type EPYC-v4 --ovmf OVMF.fd"
+            "--mode snp --vcpus 4 --vcpu-type EPYC-v4 --ovmf OVMF.fd --qemu 10.2"
         );
     }
 

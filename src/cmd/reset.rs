@@ -2,7 +2,7 @@
 //! pages as `sev-snp-measure --dump-vmsa`) or from an IGVM file (`--igvm`: its VP contexts,
 //! the reset state for the other vCPUs), shown or written as `vmsa0.bin`…
 use super::CmdResult;
-use super::args::{CpuArgs, HostArgs, parse_int, parse_mode, parse_vmm};
+use super::args::{CpuArgs, HostArgs, ProfileArgs, parse_int, parse_mode, parse_vmm};
 use super::files::{self, FirmwareFile, limits};
 use super::output::{Existing, to_json, vmsa_fields, write_pages};
 use serde::Serialize;
@@ -41,7 +41,7 @@ pub struct Args {
     /// The vCPU signature.
     #[command(flatten)]
     pub cpu: CpuArgs,
-    /// The VMM: qemu, ec2, gce or kvm (KVM's own reset values).
+    /// The VMM: qemu, ec2, gce, kvm (KVM's own reset values) or krun (libkrun).
     #[arg(long, default_value = "qemu", value_parser = parse_vmm)]
     pub vmm_type: VmmType,
     /// `sev_features` of every VMSA (default 0x1 for SNP, 0 for SEV-ES).
@@ -50,6 +50,9 @@ pub struct Args {
     /// The KVM host.
     #[command(flatten)]
     pub host: HostArgs,
+    /// The host's Linux and QEMU versions.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// Directory to write vmsa0.bin … vmsa{N-1}.bin into (all or nothing; refused if it holds
     /// vmsaN.bin files from an earlier run, unless --replace).
     #[arg(long)]
@@ -73,13 +76,19 @@ impl Args {
     }
 
     /// The launch configuration these arguments describe, with `signature`.
-    fn config(&self, mode: SevMode, signature: CpuSignature) -> LaunchConfig {
+    fn config(
+        &self,
+        mode: SevMode,
+        signature: CpuSignature,
+        igvm: bool,
+    ) -> Result<LaunchConfig, String> {
         let mut cfg = LaunchConfig::new(mode, self.vcpus, signature, self.vmm_type);
         if let Some(f) = self.guest_features {
             cfg.guest_features = SevFeatures::from_bits_retain(f);
         }
         cfg.kvm = self.host.kvm();
-        cfg
+        self.profile.apply(&mut cfg, self.guest_features, igvm)?;
+        Ok(cfg)
     }
 }
 
@@ -105,7 +114,7 @@ pub fn run(args: &Args) -> CmdResult {
     if args.mode == SevMode::Sev {
         return Err("plain SEV has no VMSAs: give --mode sev-es or snp".into());
     }
-    let cfg = args.config(args.mode, args.cpu.signature_for(args.vmm_type)?);
+    let cfg = args.config(args.mode, args.cpu.signature_for(args.vmm_type)?, false)?;
     let ovmf = args
         .ovmf
         .as_ref()
@@ -172,7 +181,7 @@ fn reset_igvm(args: &Args, path: &Path) -> CmdResult {
     let mode = launch::platform_mode(&platform).unwrap_or(SevMode::Snp);
     // The signature goes only into the reset state of vCPUs without a VP context.
     let given = args.cpu.signature()?;
-    let cfg = args.config(mode, given.unwrap_or(CpuSignature(0)));
+    let cfg = args.config(mode, given.unwrap_or(CpuSignature(0)), true)?;
     let fw = Firmware::Igvm { file, platform };
     let launch = Launch::new(&fw, &cfg).map_err(|e| at(&e))?;
     if launch.vcpus() == 0 {

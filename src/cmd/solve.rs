@@ -10,7 +10,7 @@
 //! after vCPU n is the measurement of an n-vCPU launch). A VMSA page's contents hash is
 //! computed only when the page differs from the one before it (APs share theirs).
 use super::CmdResult;
-use super::args::{parse_int, parse_u32, parse_vmm};
+use super::args::{parse_int, parse_u32, parse_version, parse_vmm};
 use super::files::{FirmwareFile, limits};
 use super::report::parse_product;
 use serde_json::json;
@@ -20,6 +20,7 @@ use std::time::Instant;
 use vmsa_core::CpuSignature;
 use vmsa_core::cpu::CPU_TYPES;
 use vmsa_core::hash_table::SevHashes;
+use vmsa_core::host::{ApFpu, Kernel, QEMUS, Qemu, Version};
 use vmsa_core::kvm::VmInit;
 use vmsa_core::launch::{self, Firmware, IgvmProfile};
 use vmsa_core::ovmf::OvmfImage;
@@ -72,7 +73,7 @@ pub struct Args {
     /// vCPU signatures to try besides the types.
     #[arg(long, value_name = "VALUE", value_parser = parse_u32, num_args = 1..)]
     pub vcpu_sig: Vec<u32>,
-    /// VMM profiles to try (default: QEMU, ec2, gce, kvm).
+    /// VMM profiles to try (default: QEMU, ec2, gce, kvm, krun).
     #[arg(long, value_name = "VMMTYPE", value_parser = parse_vmm, num_args = 1..)]
     pub vmm_type: Vec<VmmType>,
     /// Guest features to try (default: 0x1 and 0x21, what QEMU without and with KVM's
@@ -82,9 +83,28 @@ pub struct Args {
     /// Also every subset of this mask (with SNP_ACTIVE set).
     #[arg(long, value_name = "MASK", value_parser = parse_int)]
     pub features_mask: Option<u64>,
+    /// QEMU releases to try (`vmsa profiles`; from 10.1 the APs' FCW and MXCSR are 0), which
+    /// also limits the guest features to QEMU's 0x1. Default: every release with SEV-SNP.
+    #[arg(long = "qemu", value_name = "VERSION", value_parser = parse_version, num_args = 1..)]
+    pub qemu: Vec<Version>,
+    /// Host kernels to try (`vmsa profiles`): guest features none of them can give are dropped.
+    #[arg(long, value_name = "VERSION", value_parser = parse_version, num_args = 1..)]
+    pub host_kernel: Vec<Version>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The QEMU releases whose SNP launches leave `ap` in the APs, from the profile table.
+fn qemu_releases(ap: ApFpu) -> String {
+    let rows: Vec<&Qemu> = QEMUS.iter().filter(|q| q.snp).collect();
+    let first = rows.iter().position(|q| q.ap_fpu == ap);
+    let end = first.and_then(|i| rows[i..].iter().find(|q| q.ap_fpu != ap).map(|q| q.from));
+    match (first.map(|i| rows[i].from), end) {
+        (Some(a), Some(b)) => format!("QEMU {a} to {b} (exclusive)"),
+        (Some(a), None) => format!("QEMU {a} and later"),
+        (None, _) => "no QEMU release".into(),
+    }
 }
 
 fn parse_init(s: &str) -> Result<VmInit, String> {
@@ -144,6 +164,11 @@ impl Shown for Match {
                     self.features,
                     args.ovmf[i].display()
                 );
+                if self.ap_fpu == ApFpu::Zero {
+                    if let Some(q) = QEMUS.iter().find(|q| q.snp && q.ap_fpu == ApFpu::Zero) {
+                        c += &format!(" --qemu {}", q.from);
+                    }
+                }
                 if self.kernel {
                     if let Some(k) = &args.kernel {
                         c += &format!(" --kernel {}", k.display());
@@ -186,6 +211,8 @@ impl Shown for Match {
             "guest_features": format!("{:#x}", self.features),
             "kernel_hashes": self.kernel,
             "kvm_init": init_name(self.init),
+            "qemu": (self.vmm == VmmType::Qemu && matches!(self.source, Source::Ovmf(_)))
+                .then(|| qemu_releases(self.ap_fpu)),
             "igvm_profile": profile.map(|o| o.profile.name()),
             "native_zero": profile.map(|o| o.native_zero),
             "command": self.command(args),
@@ -264,6 +291,7 @@ fn search(args: &Args, space: &Space) -> Result<Tally, String> {
             space.vmms.iter().position(|v| *v == m.vmm),
             m.kernel,
             space.inits.iter().position(|v| *v == m.init),
+            space.ap_fpus.iter().position(|v| *v == m.ap_fpu),
             space.features.iter().position(|f| *f == m.features),
             space.sigs.iter().position(|(s, _)| *s == m.signature),
             m.vcpus,
@@ -300,8 +328,10 @@ pub fn near(
         vcpu_type: Vec::new(),
         vcpu_sig: Vec::new(),
         vmm_type: Vec::new(),
-        guest_features: vec![given.guest_features, 0x1, 0x21],
+        guest_features: vec![given.guest_features.unwrap_or(0x1), 0x1, 0x21],
         features_mask: None,
+        qemu: given.profile.qemu.into_iter().collect(),
+        host_kernel: given.profile.host_kernel.into_iter().collect(),
         json: false,
     };
     let space = space(&args, target, report_sig)?;
@@ -329,10 +359,26 @@ pub fn near(
                         given.vmm_type.name()
                     ));
                 }
-                if m.features != given.guest_features {
+                if m.features != given.guest_features.unwrap_or(0x1) {
                     diffs.push(format!(
                         "guest features {:#x}, not {:#x}",
-                        m.features, given.guest_features
+                        m.features,
+                        given.guest_features.unwrap_or(0x1)
+                    ));
+                }
+                let given_ap = given
+                    .profile
+                    .qemu
+                    .and_then(Qemu::of)
+                    .map_or(ApFpu::Reset, |q| q.ap_fpu);
+                if m.ap_fpu != given_ap {
+                    diffs.push(format!(
+                        "{} (the APs' FCW and MXCSR {})",
+                        qemu_releases(m.ap_fpu),
+                        match m.ap_fpu {
+                            ApFpu::Reset => "0x37f and 0x1f80",
+                            ApFpu::Zero => "0",
+                        }
                     ));
                 }
                 if m.kernel != given.kernel.is_some() {
@@ -436,6 +482,47 @@ fn space(args: &Args, target: [u8; 48], report_sig: Option<CpuSignature>) -> Res
         args.kvm_init.clone()
     };
     inits.dedup();
+    // The host profiles: QEMU's AP state for each release named, and the features the
+    // kernels named can give.
+    let mut ap_fpus = Vec::new();
+    for &v in &args.qemu {
+        let q = Qemu::of(v).ok_or_else(|| format!("--qemu {v}: the host profiles start at 7.2"))?;
+        if !q.snp {
+            return Err(format!(
+                "--qemu {v}: no sev-snp-guest before QEMU 9.1 (7b34df44260b)"
+            ));
+        }
+        if !ap_fpus.contains(&q.ap_fpu) {
+            ap_fpus.push(q.ap_fpu);
+        }
+    }
+    if ap_fpus.is_empty() {
+        ap_fpus = vec![ApFpu::Reset, ApFpu::Zero];
+    }
+    if !args.qemu.is_empty() && args.guest_features.is_empty() && args.features_mask.is_none() {
+        // QEMU asks KVM for no VMSA features (`struct kvm_sev_init args = { 0 }`).
+        features = vec![0x1];
+    }
+    if !args.host_kernel.is_empty() {
+        let mut offers = vmsa_core::flags::SevFeatures::empty();
+        for &v in &args.host_kernel {
+            let k = Kernel::of(v)
+                .ok_or_else(|| format!("--host-kernel {v}: the host profiles start at 5.19"))?;
+            if !k.snp {
+                return Err(format!(
+                    "--host-kernel {v}: no SEV-SNP host support before Linux 6.11 (ad27ce155566)"
+                ));
+            }
+            offers |= k.offers;
+        }
+        features.retain(|f| f & !1 & !offers.bits() == 0);
+        if features.is_empty() {
+            return Err(format!(
+                "no guest features to try: these kernels offer only {:#x} besides SNP_ACTIVE",
+                offers.bits()
+            ));
+        }
+    }
     let kernel = match &args.kernel {
         None => None,
         Some(k) => Some(SevHashes {
@@ -457,6 +544,7 @@ fn space(args: &Args, target: [u8; 48], report_sig: Option<CpuSignature>) -> Res
         vmms,
         features,
         inits,
+        ap_fpus,
         kernel,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
@@ -470,6 +558,7 @@ fn report(args: &Args, space: &Space, tally: &Tally, secs: f64) -> CmdResult {
         ("VMM profiles", space.vmms.len() as u64),
         ("kernel hashes", if space.kernel.is_some() { 2 } else { 1 }),
         ("KVM inits", space.inits.len() as u64),
+        ("QEMU AP states", space.ap_fpus.len() as u64),
         ("guest features", space.features.len() as u64),
         ("vCPU signatures", space.sigs.len() as u64),
         ("vCPU counts", space.counts.len() as u64),

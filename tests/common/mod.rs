@@ -185,3 +185,53 @@ pub fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 17;
     *state
 }
+
+/// sev-snp-measure 0.0.13's digest of the launch of `ovmf` with its pages patched: `fpu_zero` "aps" or "all" zeroes MXCSR
+/// (0x408) and FCW (0x410), `sev_features` replaces 0x3b0.
+pub fn peer_patched(
+    ovmf: &str,
+    mode: &str,
+    vcpus: u32,
+    sig: u32,
+    fpu_zero: &str,
+    sev_features: u64,
+) -> String {
+    let script = r#"
+import sys
+from sevsnpmeasure import guest, vmsa
+from sevsnpmeasure.sev_mode import SevMode
+from sevsnpmeasure.vmm_types import VMMType
+mode, vcpus, sig, ovmf, fpu_zero, feats = sys.argv[1:7]
+orig = vmsa.VMSA.pages
+def pages(self, n):
+    for i, p in enumerate(orig(self, n)):
+        p = bytearray(p)
+        if fpu_zero == "all" or (fpu_zero == "aps" and i > 0):
+            p[0x408:0x40c] = bytes(4)
+            p[0x410:0x412] = bytes(2)
+        p[0x3b0:0x3b8] = int(feats, 0).to_bytes(8, "little")
+        yield bytes(p)
+vmsa.VMSA.pages = pages
+m = SevMode.SEV_SNP if mode == "snp" else SevMode.SEV_ES
+print(guest.calc_launch_digest(m, int(vcpus), int(sig, 0), ovmf, None, None, None, int(feats, 0)).hex())
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            mode,
+            &vcpus.to_string(),
+            &format!("{sig:#x}"),
+            ovmf,
+            fpu_zero,
+            &format!("{sev_features:#x}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

@@ -390,7 +390,10 @@ mod tests {
         );
         assert_eq!(
             sync_vmsa(&state, 0, SevMode::SevEs, SevFeatures::DEBUG_SWAP, &legacy),
-            Err(Refusal::LegacyFeatures(0x20))
+            Err(Refusal::LegacyFeatures {
+                features: 0x20,
+                legacy: 0
+            })
         );
         let mut bad = state.clone();
         bad.dr7 = 0x401;
@@ -533,6 +536,12 @@ mod tests {
         );
         es.sev_features = 0x20;
         let f = check_vmsa(&es, 0, INITIAL_VMSA_GPA, 0x20, &legacy);
-        assert_eq!(f.refusals(), [Refusal::LegacyFeatures(0x20)]);
+        assert_eq!(
+            f.refusals(),
+            [Refusal::LegacyFeatures {
+                features: 0x20,
+                legacy: 0
+            }]
+        );
     }
 }

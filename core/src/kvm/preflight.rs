@@ -267,7 +267,10 @@ mod tests {
         );
         assert_eq!(
             legacy.check(&vcpus(&[0x20])),
-            Err(Refusal::LegacyFeatures(0x20))
+            Err(Refusal::LegacyFeatures {
+                features: 0x20,
+                legacy: 0
+            })
         );
         assert_eq!(snp.check(&[]), Err(Refusal::NoVcpus));
     }

@@ -79,9 +79,17 @@ pub enum Refusal {
         "an SNP guest needs KVM_SEV_INIT2 (KVM_X86_SNP_VM); the legacy init is SEV/SEV-ES only"
     )]
     LegacySnp,
-    /// `KVM_SEV_ES_INIT` always uses `vmsa_features` 0 (Linux ≥ 6.10).
-    #[error("sev_features {0:#x} need KVM_SEV_INIT2; the legacy KVM_SEV_ES_INIT always gives 0")]
-    LegacyFeatures(u64),
+    /// `KVM_SEV_ES_INIT` imposes `sev_features`: 0 on Linux ≥ 6.10 (and before 6.6), DebugSwap
+    /// on 6.6–6.7 hosts that have it.
+    #[error(
+        "sev_features {features:#x} need KVM_SEV_INIT2; this host's legacy KVM_SEV_ES_INIT always gives {legacy:#x}"
+    )]
+    LegacyFeatures {
+        /// Asked for.
+        features: u64,
+        /// What the legacy init gives on this host.
+        legacy: u64,
+    },
     /// `__sev_guest_init` refuses `vmsa_features` outside `KVM_X86_SEV_VMSA_FEATURES`.
     #[error(
         "vmsa_features {features:#x} are not all supported by KVM (supported: {supported:#x}); KVM_SEV_INIT2 fails with -EINVAL"

@@ -71,6 +71,10 @@ pub struct KvmParams {
     /// `KVM_X86_SEV_VMSA_FEATURES` (`sev_supported_vmsa_features`): DebugSwap, and Secure TSC
     /// (SNP only) on the newest kernels. SNP_ACTIVE is never in it.
     pub supported_vmsa_features: SevFeatures,
+    /// What the legacy `KVM_SEV_ES_INIT` puts in `sev_features`: nothing on Linux ≥ 6.10 and
+    /// before 6.6; DebugSwap on 6.6–6.7 hosts whose CPU has it, and on 6.8–6.9 with
+    /// `kvm_amd.debug_swap=1` ([`crate::host`] has the history).
+    pub legacy_features: SevFeatures,
 }
 
 impl Default for KvmParams {
@@ -81,6 +85,7 @@ impl Default for KvmParams {
             init: VmInit::Init2,
             cd_nw_quirk: true,
             supported_vmsa_features: SevFeatures::DEBUG_SWAP.union(SevFeatures::SECURE_TSC),
+            legacy_features: SevFeatures::empty(),
         }
     }
 }
@@ -109,10 +114,23 @@ impl KvmParams {
         let vmsa_features = guest_features.difference(SevFeatures::SNP_ACTIVE);
         match self.init {
             VmInit::Legacy if mode == SevMode::Snp => return Err(Refusal::LegacySnp),
-            VmInit::Legacy if !vmsa_features.is_empty() => {
-                return Err(Refusal::LegacyFeatures(vmsa_features.bits()));
+            VmInit::Legacy if vmsa_features != self.legacy_features => {
+                return Err(Refusal::LegacyFeatures {
+                    features: vmsa_features.bits(),
+                    legacy: self.legacy_features.bits(),
+                });
             }
-            _ => {}
+            // (KVM imposes them: nothing for the VMM to be offered.)
+            VmInit::Legacy => {
+                let sev_features = vmsa_features;
+                return Ok(SyncInputs {
+                    sev_features,
+                    host_cr4_mce: self.host_cr4_mce,
+                    cd_nw_quirk: self.cd_nw_quirk,
+                    copy_fpu: false,
+                });
+            }
+            VmInit::Init2 => {}
         }
         if mode != SevMode::Snp && vmsa_features.contains(SevFeatures::SECURE_TSC) {
             return Err(Refusal::SecureTscWithoutSnp);

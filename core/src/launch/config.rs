@@ -4,6 +4,7 @@
 use crate::cpu::CpuSignature;
 use crate::flags::SevFeatures;
 use crate::hash_table::SevHashes;
+use crate::host::ApFpu;
 use crate::kvm::{KvmParams, VmmPath};
 use crate::mode::SevMode;
 use crate::reset::VmmType;
@@ -43,6 +44,9 @@ pub struct LaunchConfig {
     pub path: VmmPath,
     /// Whose SVSM VMSA an SVSM launch ([`crate::launch::Firmware::Svsm`]) measures.
     pub svsm: SvsmProfile,
+    /// What QEMU leaves in the APs' FCW and MXCSR (QEMU ≥ 10.1: 0; [`crate::host::qemu`]).
+    /// The `qemu` VMM type of an OVMF launch only.
+    pub ap_fpu: ApFpu,
 }
 
 impl LaunchConfig {
@@ -61,6 +65,7 @@ impl LaunchConfig {
             igvm: IgvmOptions::default(),
             path: VmmPath::Qemu,
             svsm: SvsmProfile::Launch,
+            ap_fpu: ApFpu::Reset,
         }
     }
 }

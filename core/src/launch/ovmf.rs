@@ -64,7 +64,8 @@ impl SectionPolicy {
         match vmm {
             VmmType::Ec2 => Self::EC2,
             VmmType::Gce => Self::GCE,
-            VmmType::Qemu | VmmType::Kvm => Self::QEMU,
+            // (the sev crate's KRUN measures OVMF as QEMU does)
+            VmmType::Qemu | VmmType::Kvm | VmmType::Krun => Self::QEMU,
         }
     }
 }

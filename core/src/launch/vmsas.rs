@@ -23,6 +23,7 @@
 use super::config::LaunchConfig;
 use super::error::LaunchError;
 use crate::arch::RESET_VECTOR;
+use crate::host::ApFpu;
 use crate::igvm::At;
 use crate::kvm::{self, Fidelity, FidelityParams, SyncInputs, check_vmsa};
 use crate::ovmf::OvmfImage;
@@ -69,9 +70,14 @@ pub struct LaunchVmsa {
 /// The page one vCPU starts from, for `cfg`: [`vmm_state`] synced by the platform model.
 /// `eip` is [`RESET_VECTOR`] for the BSP and the AP reset address for an AP.
 pub fn vcpu_vmsa(cfg: &LaunchConfig, cpu_index: u32, eip: u32) -> Result<Vmsa, LaunchError> {
-    let state = vmm_state(cfg.vmm, cfg.signature, cpu_index, eip);
+    let mut state = vmm_state(cfg.vmm, cfg.signature, cpu_index, eip);
+    if cfg.vmm == VmmType::Qemu && cpu_index > 0 && cfg.ap_fpu == ApFpu::Zero {
+        // QEMU ≥ 10.1 `sev_apply_cpu_context`: the AP's launch VMSA has no FPU words.
+        state.x87_fcw = 0;
+        state.mxcsr = 0;
+    }
     Ok(match cfg.vmm {
-        VmmType::Qemu | VmmType::Kvm => {
+        VmmType::Qemu | VmmType::Kvm | VmmType::Krun => {
             kvm::sync_vmsa(&state, cpu_index, cfg.mode, cfg.guest_features, &cfg.kvm)?
         }
         // Not KVM. sev-snp-measure's values are KVM's forced bits (SVME, MCE, CD/NW cleared)

@@ -227,8 +227,9 @@ def solve(
 ) -> Tuple[List[Dict[str, object]], int]:
     """Which launches give ``measurement`` (an SNP launch digest, 48 bytes): ``vmsa solve``'s
     search. Returns ``(matches, searched)``; each match a dict (``ovmf`` or ``igvm``,
-    ``vcpus``, ``vcpu_sig``, ``vmm_type``, ``guest_features``, ``kernel_hashes``, and for IGVM
-    ``igvm_profile`` and ``native_zero``)."""
+    ``vcpus``, ``vcpu_sig``, ``vmm_type``, ``guest_features``, ``kernel_hashes``,
+    ``qemu_10_1_aps`` (the APs' FCW and MXCSR 0, as QEMU ≥ 10.1 leaves them: ``vmsa
+    profiles``), and for IGVM ``igvm_profile`` and ``native_zero``)."""
     fs = lambda ps: [_os.fspath(p) for p in (ps or [])]  # noqa: E731
     matches, searched, _refused = _vmsa.solve(
         bytes(measurement), fs(ovmf), fs(igvm), vcpus[0], vcpus[1], vcpu_types, vmm_types,

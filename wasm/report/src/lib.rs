@@ -230,14 +230,17 @@ mod tests {
         let out = neighbours(&fw, &"ab".repeat(48), 2, "EPYC-v4", "qemu", 0x1, 0).unwrap();
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["matches"].as_array().unwrap().len(), 0);
-        // 10 counts (2 × 2 is less than 2 + 8) × the distinct signatures × 4 VMMs × 2 features.
+        // 10 counts (2 × 2 is less than 2 + 8) × the distinct signatures × every VMM × 2 features.
         let mut sigs: Vec<u32> = CPU_TYPES
             .iter()
             .filter_map(|t| CpuSignature::named(t.name).ok().map(|s| s.0))
             .collect();
         sigs.sort_unstable();
         sigs.dedup();
-        assert_eq!(v["searched"].as_u64(), Some(10 * sigs.len() as u64 * 4 * 2));
+        assert_eq!(
+            v["searched"].as_u64(),
+            Some(10 * sigs.len() as u64 * VmmType::ALL.len() as u64 * 2)
+        );
     }
 
     #[test]
