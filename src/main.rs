@@ -21,7 +21,7 @@ enum Command {
     /// Field-level diff of two VMSA pages; exit 0 when equal, 1 when they differ.
     Diff(cmd::diff::Args),
     /// Launch digest for SEV, SEV-ES or SNP (a drop-in for sev-snp-measure).
-    Measure(cmd::measure::Args),
+    Measure(Box<cmd::measure::Args>),
     /// Program real KVM vCPUs from the launch VMSAs and run them.
     Run(cmd::run::Args),
     /// An SEV-SNP attestation report (raw, hex or base64), decoded.

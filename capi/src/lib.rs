@@ -19,7 +19,7 @@
 use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use vmsa_core::flags::SevFeatures;
-use vmsa_core::igvm::{IgvmFile, PlatformChoice};
+use vmsa_core::igvm::IgvmFile;
 use vmsa_core::launch::{self, Firmware, Launch, LaunchConfig, LaunchVmsa, VmsaSource};
 use vmsa_core::measure::NoObserver;
 use vmsa_core::ovmf::OvmfImage;
@@ -167,13 +167,8 @@ fn arg(ok: bool, what: &str) -> Result<(), Fail> {
 /// The firmware of `bytes`, parsed (`igvm`: an IGVM file on `mode`'s platform).
 fn firmware(bytes: &[u8], igvm: bool, mode: SevMode) -> Result<Firmware<'_>, Fail> {
     Ok(match igvm {
-        true => {
-            let file = IgvmFile::parse(bytes).map_err(|e| fail(VmsaStatus::InvalidFirmware, e))?;
-            let platform = file
-                .select(PlatformChoice::Only(launch::mode_platform(mode)))
-                .map_err(|e| fail(VmsaStatus::InvalidFirmware, e))?;
-            Firmware::Igvm { file, platform }
-        }
+        true => Firmware::igvm_for_mode(bytes, mode)
+            .map_err(|e| fail(VmsaStatus::InvalidFirmware, e))?,
         false => Firmware::Ovmf(
             OvmfImage::parse(bytes).map_err(|e| fail(VmsaStatus::InvalidFirmware, e))?,
         ),

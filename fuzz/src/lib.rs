@@ -18,6 +18,7 @@ pub fn launch_everything(fw: &Firmware<'_>, pick: u8) {
         Firmware::Ovmf(_) => (&SevMode::ALL, &[IgvmProfile::Spec]),
         // SNP only.
         Firmware::Svsm { .. } => (&[SevMode::Snp], &[IgvmProfile::Spec]),
+        Firmware::Krun(_) => (&SevMode::ALL, &[IgvmProfile::Spec]),
         // The platform decides the mode.
         Firmware::Igvm { .. } => (&[SevMode::Snp], &IgvmProfile::ALL),
     };

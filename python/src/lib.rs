@@ -12,7 +12,6 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use std::path::PathBuf;
 use vmsa_core::flags::SevFeatures;
 use vmsa_core::hash_table::SevHashes;
-use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::launch::{self as core_launch, Firmware, IgvmProfile, LaunchConfig, SvsmProfile};
 use vmsa_core::measure::{MeasuredItem, Observer};
 use vmsa_core::ovmf::OvmfImage;
@@ -92,7 +91,8 @@ impl LaunchResult {
 #[pyfunction]
 #[pyo3(signature = (mode, vcpus, vcpu_sig, ovmf=None, igvm=None, kernel=None, initrd=None,
     append=None, kernel_hashes=None, guest_features=None, vmm_type="qemu", snp_ovmf_hash=None,
-    svsm=None, vars_size=0, svsm_profile="launch", igvm_profile="spec", explain=false))]
+    svsm=None, vars_size=0, svsm_profile="launch", igvm_profile="spec", explain=false,
+    qemu=None, host_kernel=None, legacy_vm_type_off=false))]
 #[allow(clippy::too_many_arguments)]
 fn launch(
     py: Python<'_>,
@@ -113,6 +113,9 @@ fn launch(
     svsm_profile: &str,
     igvm_profile: &str,
     explain: bool,
+    qemu: Option<&str>,
+    host_kernel: Option<&str>,
+    legacy_vm_type_off: bool,
 ) -> PyResult<LaunchResult> {
     let sev_mode = SevMode::from_name(mode)
         .ok_or_else(|| PyValueError::new_err(format!("unknown SEV mode {mode:?}")))?;
@@ -123,7 +126,12 @@ fn launch(
         cfg.guest_features = SevFeatures::from_bits_retain(f);
     }
     cfg.kernel = match (kernel, kernel_hashes) {
-        (Some(k), _) => Some(SevHashes {
+        (Some(_), Some(_)) => {
+            return Err(PyValueError::new_err(
+                "kernel and kernel_hashes: give the files or their hashes, not both",
+            ));
+        }
+        (Some(k), None) => Some(SevHashes {
             kernel: sha256_file(&k)?,
             initrd: match &initrd {
                 Some(i) => sha256_file(i)?,
@@ -144,6 +152,26 @@ fn launch(
         }
         (None, None) => None,
     };
+    // The host profiles (`vmsa profiles`): QEMU's and the kernel's init, features, APs.
+    let version = |what: &str, v: Option<&str>| -> PyResult<Option<vmsa_core::host::Version>> {
+        v.map(|t| {
+            vmsa_core::host::Version::parse(t).ok_or_else(|| {
+                PyValueError::new_err(format!("{what} {t:?}: not a release version"))
+            })
+        })
+        .transpose()
+    };
+    let (qemu, host_kernel) = (version("qemu", qemu)?, version("host_kernel", host_kernel)?);
+    if qemu.is_some() || host_kernel.is_some() {
+        cfg.apply_host(
+            host_kernel,
+            qemu,
+            legacy_vm_type_off,
+            guest_features.map(SevFeatures::from_bits_retain),
+            igvm.is_some(),
+        )
+        .map_err(runtime)?;
+    }
     cfg.svsm = SvsmProfile::from_name(svsm_profile)
         .ok_or_else(|| PyValueError::new_err(format!("unknown SVSM profile {svsm_profile:?}")))?;
     cfg.igvm.profile = IgvmProfile::from_name(igvm_profile)
@@ -161,14 +189,11 @@ fn launch(
     };
     let svsm_bytes = svsm.as_ref().map(read).transpose()?;
     let firmware = if igvm.is_some() {
-        let file = IgvmFile::parse(&bytes).map_err(runtime)?;
-        let platform = file
-            .select(PlatformChoice::Only(core_launch::mode_platform(sev_mode)))
-            .map_err(runtime)?;
-        if vcpus.is_none() {
-            cfg.vcpus = core_launch::igvm_vcpus(&file, &platform);
+        let fw = Firmware::igvm_for_mode(&bytes, sev_mode).map_err(runtime)?;
+        if let (None, Some(n)) = (vcpus, fw.igvm_vcpus()) {
+            cfg.vcpus = n;
         }
-        Firmware::Igvm { file, platform }
+        fw
     } else {
         let image = OvmfImage::parse(&bytes).map_err(runtime)?;
         match &svsm_bytes {

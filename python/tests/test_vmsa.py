@@ -66,6 +66,41 @@ class TestLaunch(unittest.TestCase):
         with self.assertRaises(OSError):
             vmsa.launch(DATA / "no-such-file.fd", vcpus=1)
 
+    def test_kernel_hashes_measure_as_the_files(self):
+        import hashlib
+        import tempfile
+        fw = DATA / "sev-snp-measure" / "ovmf_AmdSev_suffix.bin"
+        with tempfile.TemporaryDirectory() as d:
+            k = pathlib.Path(d) / "vmlinuz"
+            k.write_bytes(b"a kernel")
+            files = vmsa.launch(fw, vcpus=2, vcpu_type="EPYC-v4", kernel=k, append="console=ttyS0")
+            hashes = (hashlib.sha256(b"a kernel").digest(), hashlib.sha256(b"").digest(),
+                      hashlib.sha256(b"console=ttyS0\0").digest())
+            self.assertEqual(vmsa.launch(fw, vcpus=2, vcpu_type="EPYC-v4",
+                                         kernel_hashes=hashes).digest, files.digest)
+            self.assertNotEqual(vmsa.launch(fw, vcpus=2, vcpu_type="EPYC-v4").digest,
+                                files.digest)
+            with self.assertRaises(ValueError):
+                vmsa.launch(fw, vcpus=2, vcpu_type="EPYC-v4", kernel=k, kernel_hashes=hashes)
+            with self.assertRaises(ValueError):
+                vmsa.launch(fw, vcpus=2, vcpu_type="EPYC-v4", kernel_hashes=(b"short",) * 3)
+
+    def test_host_profiles(self):
+        fw = DATA / "sev-snp-measure" / "ovmf_AmdSev_suffix.bin"
+        plain = vmsa.launch(fw, vcpus=4, vcpu_type="EPYC-v4")
+        self.assertEqual(vmsa.launch(fw, vcpus=4, vcpu_type="EPYC-v4", qemu="10.0").digest,
+                         plain.digest)
+        q101 = vmsa.launch(fw, vcpus=4, vcpu_type="EPYC-v4", qemu="10.1", host_kernel="6.12")
+        self.assertNotEqual(q101.digest, plain.digest)
+        self.assertEqual(q101.vmsas[1]["x87_fcw"], 0)
+        self.assertEqual(q101.vmsas[0]["x87_fcw"], 0x37f)
+        with self.assertRaises(RuntimeError) as c:
+            vmsa.launch(fw, vcpus=4, vcpu_type="EPYC-v4", qemu="9.0")
+        self.assertIn("no sev-snp-guest", str(c.exception))
+        es = dict(mode="seves", vcpus=2, vcpu_type="EPYC-v4", qemu="9.1", host_kernel="6.10")
+        self.assertNotEqual(vmsa.launch(fw, **es).digest,
+                            vmsa.launch(fw, legacy_vm_type="off", **es).digest)
+
     def test_svsm_launch_is_the_measured_one(self):
         l = vmsa.launch(DATA / "svsm" / "svsm_ovmf.fd", mode="snp", vcpus=2, vcpu_type="EPYC-v4",
                         svsm=DATA / "svsm" / "svsm.bin", vars_size=540672)

@@ -11,7 +11,6 @@
 
 use vmsa_core::hash_table::SevHashes;
 use vmsa_core::host::ApFpu;
-use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::kvm::VmInit;
 use vmsa_core::launch::{self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig};
 use vmsa_core::measure::sha384;
@@ -292,12 +291,8 @@ fn walk4(
 /// measures) every vCPU count from the file's contexts up, and for the vCPUs without a context
 /// every signature.
 pub fn search_igvm(space: &Space, index: usize, bytes: &[u8]) -> Result<Tally, String> {
-    let file = IgvmFile::parse(bytes).map_err(|e| e.to_string())?;
-    let platform = file
-        .select(PlatformChoice::Only(launch::mode_platform(SevMode::Snp)))
-        .map_err(|e| e.to_string())?;
-    let contexts = launch::igvm_vcpus(&file, &platform);
-    let fw = Firmware::Igvm { file, platform };
+    let fw = Firmware::igvm_for_mode(bytes, SevMode::Snp).map_err(|e| e.to_string())?;
+    let contexts = fw.igvm_vcpus().unwrap_or(1);
     let mut tally = Tally::default();
     let sig0 = space.sigs.first().map_or(CpuSignature(0), |s| s.0);
     for profile in [IgvmProfile::Spec, IgvmProfile::Igvmmeasure] {

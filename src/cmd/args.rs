@@ -1,7 +1,7 @@
 //! The arguments several subcommands share: one integer parser, the vCPU signature, the mode,
 //! the VMM and the KVM host, each parsed in one place.
 use vmsa_core::flags::SevFeatures;
-use vmsa_core::host::{Host, LegacyDebugSwap, Version};
+use vmsa_core::host::{Host, HostError, Version};
 use vmsa_core::kvm::{KvmParams, VmInit};
 use vmsa_core::launch::LaunchConfig;
 use vmsa_core::reset::VmmType;
@@ -175,10 +175,8 @@ pub struct ProfileArgs {
 }
 
 impl ProfileArgs {
-    /// Applies the host these versions make to `cfg` (whose mode, VMM and signature are set):
-    /// the init, the features KVM offers or imposes, what QEMU leaves in the APs, and the guest
-    /// features unless `explicit` ones were given — which must then be ones the host can give.
-    /// `None` when no version was named.
+    /// Applies the host these versions make to `cfg` ([`LaunchConfig::apply_host`]); `None`
+    /// when no version was named.
     pub fn apply(
         &self,
         cfg: &mut LaunchConfig,
@@ -188,54 +186,18 @@ impl ProfileArgs {
         if self.host_kernel.is_none() && self.qemu.is_none() {
             return Ok(None);
         }
-        if self.qemu.is_some() && cfg.vmm != VmmType::Qemu {
-            return Err(format!(
-                "--qemu describes the qemu VMM type, not {}",
-                cfg.vmm.name()
-            ));
-        }
-        let host = Host::resolve_with(
+        cfg.apply_host(
             self.host_kernel,
             self.qemu,
-            cfg.mode,
-            igvm,
-            cfg.signature,
             self.legacy_vm_type.as_deref() == Some("off"),
+            explicit.map(SevFeatures::from_bits_retain),
+            igvm,
         )
-        .map_err(|e| e.to_string())?;
-        cfg.kvm = host.kvm(cfg.kvm);
-        cfg.ap_fpu = host.ap_fpu;
-        match (explicit.map(SevFeatures::from_bits_retain), host.features) {
-            (None, Some(f)) => cfg.guest_features = f,
-            (None, None) => {}
-            // Linux 6.6–6.9 give DebugSwap to the legacy init on some hosts and not others:
-            // given, it says which host this is.
-            (Some(f), _)
-                if f == SevFeatures::DEBUG_SWAP
-                    && cfg.kvm.init == VmInit::Legacy
-                    && host
-                        .kernel
-                        .is_some_and(|k| k.legacy_debug_swap != LegacyDebugSwap::Never) =>
-            {
-                cfg.kvm.legacy_features = f;
-                cfg.guest_features = f;
-            }
-            (Some(f), Some(q)) if f != q => {
-                return Err(match (self.qemu, cfg.mode) {
-                    (Some(v), SevMode::Snp) => format!(
-                        "QEMU {v} asks KVM for no VMSA features (sev.c: `struct kvm_sev_init args = {{ 0 }}`): an SNP guest's sev_features are {q:#x}, not {:#x}",
-                        f.bits()
-                    ),
-                    _ => format!(
-                        "this host's legacy KVM_SEV_ES_INIT gives sev_features {:#x}, not {:#x} (`vmsa profiles`)",
-                        q.bits(),
-                        f.bits()
-                    ),
-                });
-            }
-            (Some(f), _) => cfg.guest_features = f,
-        }
-        Ok(Some(host))
+        .map(Some)
+        .map_err(|e| match e {
+            HostError::NotQemu(v) => format!("--qemu describes the qemu VMM type, not {v}"),
+            e => e.to_string(),
+        })
     }
 }
 

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vmsa_core::flags::SevFeatures;
 use vmsa_core::hash_table::SevHashes;
-use vmsa_core::igvm::{IgvmFile, PlatformChoice};
 use vmsa_core::launch::{
     self, Firmware, IgvmOptions, IgvmProfile, Launch, LaunchConfig, MAX_FIRMWARE_SIZE, SvsmProfile,
 };
@@ -40,7 +39,7 @@ pub struct Args {
     #[arg(long, value_name = "VMMTYPE", default_value = "QEMU", value_parser = parse_vmm)]
     pub vmm_type: VmmType,
     /// OVMF file to calculate the hash from.
-    #[arg(long, value_name = "PATH", required_unless_present = "igvm")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["igvm", "krun_qboot"])]
     pub ovmf: Option<PathBuf>,
     /// An IGVM file instead of OVMF.
     #[arg(long, value_name = "PATH", conflicts_with = "ovmf")]
@@ -61,6 +60,27 @@ pub struct Args {
     /// The host's Linux and QEMU versions.
     #[command(flatten)]
     pub profile: ProfileArgs,
+    /// libkrun: libkrunfw-sev's qboot (64 KiB), launched with --krun-kernel, --krun-initrd and
+    /// --ram-mib instead of --ovmf (libkrun's own layout and vCPU state).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["ovmf", "igvm"],
+          requires_all = ["krun_kernel", "krun_initrd", "ram_mib"])]
+    pub krun_qboot: Option<PathBuf>,
+    /// libkrun: the kernel bundle (the bytes `krunfw_get_kernel` returns).
+    #[arg(long, value_name = "PATH", requires = "krun_qboot")]
+    pub krun_kernel: Option<PathBuf>,
+    /// libkrun: the kernel bundle's load address (`krunfw_get_kernel`'s `load_addr`).
+    #[arg(long, value_name = "GPA", value_parser = parse_int, default_value = "0x1000000")]
+    pub krun_kernel_gpa: u64,
+    /// libkrun: the initrd bundle (`krunfw_get_initrd`).
+    #[arg(long, value_name = "PATH", requires = "krun_qboot")]
+    pub krun_initrd: Option<PathBuf>,
+    /// libkrun: the VM's memory in MiB (`krun_set_vm_config`'s `ram_mib`).
+    #[arg(long, value_name = "MIB", requires = "krun_qboot", value_parser = super::args::parse_u32)]
+    pub ram_mib: Option<u32>,
+    /// libkrun: its release (default 1.16 and later, which program no vCPU register for TEE
+    /// guests; before 1.16 libkrun set them: the krun VMM type).
+    #[arg(long, value_name = "VERSION", requires = "krun_qboot", value_parser = super::args::parse_version)]
+    pub libkrun: Option<vmsa_core::host::Version>,
     /// Measurement output format (default hex; with --tik base64, as sevctl prints it).
     #[arg(long, value_enum)]
     pub output_format: Option<OutputFormat>,
@@ -329,7 +349,8 @@ fn config(args: &Args) -> Result<LaunchConfig, Failure> {
         None if args.vmm_type == VmmType::Qemu
             && mode.has_vmsas()
             && !ovmf_hash
-            && args.igvm.is_none() =>
+            && args.igvm.is_none()
+            && args.krun_qboot.is_none() =>
         {
             return Err(usage(format!(
                 "missing --vcpu-type or --vcpu-sig or --vcpu-family in guest mode '{}'",
@@ -501,14 +522,10 @@ fn compute(
         }
         let at = |e: &dyn std::fmt::Display| fail(format!("{}: {e}", path.display()));
         let bytes = files::read(path, limits::IGVM).map_err(fail)?;
-        let file = IgvmFile::parse(&bytes).map_err(|e| at(&e))?;
-        let platform = file
-            .select(PlatformChoice::Only(launch::mode_platform(cfg.mode)))
-            .map_err(|e| at(&e))?;
-        if args.vcpus.is_none() {
-            cfg.vcpus = launch::igvm_vcpus(&file, &platform);
+        let fw = Firmware::igvm_for_mode(&bytes, cfg.mode).map_err(|e| at(&e))?;
+        if let (None, Some(n)) = (args.vcpus, fw.igvm_vcpus()) {
+            cfg.vcpus = n;
         }
-        let fw = Firmware::Igvm { file, platform };
         let l = Launch::new(&fw, &cfg).map_err(|e| {
             fidelity_report(&fw, &cfg, &e);
             at(&e)
@@ -525,6 +542,9 @@ fn compute(
         }
         let v = pages(&l, vmsas)?;
         return Ok((digest.bytes().to_vec(), cfg, items, v));
+    }
+    if let Some(qboot) = &args.krun_qboot {
+        return krun(args, cfg, qboot, items, &hasher, vmsas);
     }
     let path = args
         .ovmf
@@ -580,6 +600,64 @@ fn compute(
         .map_err(fail)?;
     }
     let v = pages(&l, vmsas)?;
+    Ok((digest.bytes().to_vec(), cfg, items, v))
+}
+
+/// A libkrun launch (`--krun-qboot`): libkrunfw-sev's bundles, libkrun's layout.
+#[allow(clippy::type_complexity)]
+fn krun(
+    args: &Args,
+    cfg: LaunchConfig,
+    qboot: &Path,
+    items: Items,
+    hasher: &Parallel,
+    vmsas: bool,
+) -> Result<(Vec<u8>, LaunchConfig, Items, Vec<vmsa_core::Vmsa>), Failure> {
+    use vmsa_core::launch::krun::{KrunImages, KrunRegs};
+    if args.mode.ovmf_hash
+        || args.mode.svsm
+        || args.kernel.is_some()
+        || args.snp_ovmf_hash.is_some()
+    {
+        return Err(usage(
+            "--krun-qboot launches libkrunfw's bundles: not with snp:ovmf-hash, snp:svsm, --kernel or --snp-ovmf-hash",
+        ));
+    }
+    let read = |p: &Option<PathBuf>, what: &str| match p {
+        // (libkrunfw's bundles live in a shared library: 1 GiB is far beyond any)
+        Some(p) => files::read(p, 1 << 30).map_err(fail),
+        None => Err(usage(format!("--krun-qboot needs {what}"))),
+    };
+    let q = files::read(qboot, vmsa_core::launch::krun::KRUN_QBOOT_SIZE).map_err(fail)?;
+    let (k, i) = (
+        read(&args.krun_kernel, "--krun-kernel")?,
+        read(&args.krun_initrd, "--krun-initrd")?,
+    );
+    let regs = match args.libkrun {
+        Some(v) if v < vmsa_core::host::Version::new(1, 16) => KrunRegs::Programmed,
+        _ => KrunRegs::Reset,
+    };
+    let fw = Firmware::Krun(KrunImages {
+        qboot: &q,
+        kernel: &k,
+        kernel_gpa: args.krun_kernel_gpa,
+        initrd: &i,
+        ram_mib: args.ram_mib.unwrap_or(0),
+        regs,
+    });
+    let l = Launch::new(&fw, &cfg).map_err(fail)?;
+    let (digest, items) = l.digest(hasher, items).map_err(fail)?;
+    if args.dump_vmsa {
+        let v = l.vmsas().collect::<Result<Vec<_>, _>>().map_err(fail)?;
+        write_pages(
+            Path::new("."),
+            v.iter().map(|v| (v.cpu_index, &v.vmsa)),
+            Existing::Overwrite,
+        )
+        .map_err(fail)?;
+    }
+    let v = pages(&l, vmsas)?;
+    let cfg = *l.config();
     Ok((digest.bytes().to_vec(), cfg, items, v))
 }
 

@@ -31,7 +31,7 @@ fn vmm_text(v: VmmType) -> &'static str {
             "KVM's own reset values (CS 0x9a, data 0x92, TR 0x83, RDX 0x600): a VMM that programs nothing"
         }
         VmmType::Krun => {
-            "libkrun ≤ 1.15: CS 0x9a, SS 0x92, data 0x93, TR 0x83, RDX 0, the BSP's RSP/RBP 0x8ff0 and RSI 0x7000, FCW 0x37f, MXCSR 0x1f80"
+            "libkrun ≤ 1.15: CS 0x9a, SS 0x92, data 0x93, TR 0x83, RDX 0, the BSP's RSP/RBP 0x8ff0 and RSI 0x7000, FCW 0x37f, MXCSR 0x1f80 (a whole libkrun launch: --krun-qboot)"
         }
     }
 }

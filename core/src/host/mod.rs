@@ -117,6 +117,31 @@ pub enum HostError {
         "QEMU {0} has no sev-guest legacy-vm-type=off (9.1, 663e2f443e57; sev-snp-guest is always KVM_SEV_INIT2)"
     )]
     NoInit2Request(Version),
+    /// `--qemu` (a QEMU release) for another VMM type.
+    #[error("a QEMU release describes the qemu VMM type, not {0}")]
+    NotQemu(&'static str),
+    /// Guest features QEMU never asks KVM for.
+    #[error(
+        "QEMU {qemu} asks KVM for no VMSA features (sev.c: `struct kvm_sev_init args = {{ 0 }}`): an SNP guest's sev_features are {gives:#x}, not {asked:#x}"
+    )]
+    QemuFeatures {
+        /// The QEMU release.
+        qemu: Version,
+        /// What it gives.
+        gives: u64,
+        /// What was asked for.
+        asked: u64,
+    },
+    /// Guest features the legacy init does not give on this kernel.
+    #[error(
+        "this host's legacy KVM_SEV_ES_INIT gives sev_features {gives:#x}, not {asked:#x} (`vmsa profiles`)"
+    )]
+    LegacyFeatures {
+        /// What it gives.
+        gives: u64,
+        /// What was asked for.
+        asked: u64,
+    },
     /// `KVM_SEV_INIT2` asked of a kernel without it.
     #[error(
         "Linux {0} has no KVM_SEV_INIT2 (6.10, 4f5defae7089): QEMU's legacy-vm-type=off fails there"

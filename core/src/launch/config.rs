@@ -4,7 +4,7 @@
 use crate::cpu::CpuSignature;
 use crate::flags::SevFeatures;
 use crate::hash_table::SevHashes;
-use crate::host::ApFpu;
+use crate::host::{ApFpu, Host, HostError, LegacyDebugSwap, Version};
 use crate::kvm::{KvmParams, VmmPath};
 use crate::mode::SevMode;
 use crate::reset::VmmType;
@@ -67,6 +67,59 @@ impl LaunchConfig {
             svsm: SvsmProfile::Launch,
             ap_fpu: ApFpu::Reset,
         }
+    }
+}
+
+impl LaunchConfig {
+    /// Applies the host Linux `kernel` and QEMU `qemu` make ([`Host::resolve_with`]; either may
+    /// be unknown, `init2_asked` for `sev-guest,legacy-vm-type=off`) to this configuration,
+    /// whose mode, VMM and signature are set: the init, the features KVM offers or imposes,
+    /// what QEMU leaves in the APs, and the guest features unless `explicit` ones are given —
+    /// which must then be ones the host can give. On Linux 6.6–6.9, whose legacy init gives
+    /// DebugSwap on some hosts and not others, explicit DebugSwap says which host this is.
+    pub fn apply_host(
+        &mut self,
+        kernel: Option<Version>,
+        qemu: Option<Version>,
+        init2_asked: bool,
+        explicit: Option<SevFeatures>,
+        igvm: bool,
+    ) -> Result<Host, HostError> {
+        if qemu.is_some() && self.vmm != VmmType::Qemu {
+            return Err(HostError::NotQemu(self.vmm.name()));
+        }
+        let host = Host::resolve_with(kernel, qemu, self.mode, igvm, self.signature, init2_asked)?;
+        self.kvm = host.kvm(self.kvm);
+        self.ap_fpu = host.ap_fpu;
+        match (explicit, host.features) {
+            (None, Some(f)) => self.guest_features = f,
+            (None, None) => {}
+            (Some(f), _)
+                if f == SevFeatures::DEBUG_SWAP
+                    && self.kvm.init == crate::kvm::VmInit::Legacy
+                    && host
+                        .kernel
+                        .is_some_and(|k| k.legacy_debug_swap != LegacyDebugSwap::Never) =>
+            {
+                self.kvm.legacy_features = f;
+                self.guest_features = f;
+            }
+            (Some(f), Some(gives)) if f != gives => {
+                return Err(match (qemu, self.mode) {
+                    (Some(qemu), SevMode::Snp) => HostError::QemuFeatures {
+                        qemu,
+                        gives: gives.bits(),
+                        asked: f.bits(),
+                    },
+                    _ => HostError::LegacyFeatures {
+                        gives: gives.bits(),
+                        asked: f.bits(),
+                    },
+                });
+            }
+            (Some(f), _) => self.guest_features = f,
+        }
+        Ok(host)
     }
 }
 

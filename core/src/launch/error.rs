@@ -336,4 +336,10 @@ pub enum LaunchError {
         /// The 16 MiB ceiling.
         max: u64,
     },
+    /// A libkrun launch that libkrun refuses or that cannot be made.
+    #[error("libkrun: {0}")]
+    Krun(&'static str),
+    /// A libkrun launch in a mode libkrun never launched (plain SEV: SEV-ES ≤ 1.10, SNP since).
+    #[error("libkrun launches SEV-ES (up to 1.10) or SEV-SNP, not {0}")]
+    KrunMode(crate::mode::SevMode),
 }

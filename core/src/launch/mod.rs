@@ -38,6 +38,7 @@ mod digest;
 mod error;
 mod igvm;
 mod igvm_vmsas;
+pub mod krun;
 mod ovmf;
 mod svsm;
 mod update;
@@ -53,14 +54,17 @@ pub use svsm::{MAX_PFLASH_SIZE, svsm_entry, svsm_gpa, svsm_vmsa};
 pub use update::{LaunchUpdate, UpdateSource, outside_memory};
 pub use vmsas::{LaunchVmsa, VmsaSource, vcpu_vmsa};
 
-use crate::igvm::{IgvmFile, Platform, platform_name};
+use crate::arch::RESET_VECTOR;
+use crate::igvm::{IgvmError, IgvmFile, Platform, PlatformChoice, platform_name};
 use crate::kvm::{Fidelity, refusal};
 use crate::measure::{Digest, ItemKind, Observer, PageHasher};
 use crate::mode::SevMode;
 use crate::ovmf::OvmfImage;
 use crate::page::{PAGE_SIZE, PageType, VMSA_GPA};
+use crate::reset::VmmType;
 use igvm::{IgvmPlan, Order};
 use igvm_vmsas::IgvmVmsas;
+use krun::{KRUN_AP_EIP, KrunImages, KrunPlan, KrunRegs};
 use ovmf::OvmfPlan;
 use vmsas::OvmfVmsas;
 
@@ -83,6 +87,8 @@ pub enum Firmware<'a> {
         /// The size of the OVMF variable store between them (QEMU's pflash1).
         vars_size: u64,
     },
+    /// libkrun's launch of libkrunfw-sev's qboot, kernel and initrd ([`krun`]).
+    Krun(KrunImages<'a>),
     /// An IGVM file, on one of its platforms (which decides the mode).
     Igvm {
         /// The file.
@@ -90,6 +96,31 @@ pub enum Firmware<'a> {
         /// The platform loaded.
         platform: Platform,
     },
+}
+
+impl<'a> Firmware<'a> {
+    /// An IGVM file read from `bytes`, on the platform `choice` selects (QEMU loads the
+    /// platform of its confidential-guest object's mode: [`PlatformChoice::Only`] of
+    /// [`mode_platform`]).
+    pub fn igvm(bytes: &'a [u8], choice: PlatformChoice) -> Result<Self, IgvmError> {
+        let file = IgvmFile::parse(bytes)?;
+        let platform = file.select(choice)?;
+        Ok(Self::Igvm { file, platform })
+    }
+
+    /// An IGVM file on the platform of `mode`, as QEMU's `sev-guest`/`sev-snp-guest` loads it.
+    pub fn igvm_for_mode(bytes: &'a [u8], mode: SevMode) -> Result<Self, IgvmError> {
+        Self::igvm(bytes, PlatformChoice::Only(mode_platform(mode)))
+    }
+
+    /// An IGVM file's vCPU count as QEMU takes it by default ([`igvm_vcpus`]); `None` for
+    /// OVMF.
+    pub fn igvm_vcpus(&self) -> Option<u32> {
+        match self {
+            Self::Igvm { file, platform } => Some(igvm_vcpus(file, platform)),
+            Self::Ovmf(_) | Self::Svsm { .. } | Self::Krun(_) => None,
+        }
+    }
 }
 
 /// The SEV mode of an IGVM platform, if it is an SEV platform.
@@ -165,14 +196,12 @@ enum Vmsas<'f, 'a> {
     Igvm(IgvmVmsas<'f, 'a>),
 }
 
-/// The page updates, from the firmware.
+/// The page updates, from the firmware. (No allocator in the core: the generated pages — the
+/// kernel-hashes page, libkrun's boot_params — live in the plan, once.)
 #[derive(Debug, Clone)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "no allocator in the core: the kernel-hashes page lives in the plan, once"
-)]
 enum Plan<'f, 'a> {
     Ovmf(OvmfPlan<'a>),
+    Krun(KrunPlan<'a>),
     Igvm(IgvmPlan<'f, 'a>),
 }
 
@@ -243,6 +272,35 @@ impl<'f, 'a> Launch<'f, 'a> {
                     config: cfg,
                     vmsas: Vmsas::Ovmf(OvmfVmsas::same(cfg.vcpus, vmsa)),
                     plan: Plan::Ovmf(plan),
+                }
+            }
+            Firmware::Krun(images) => {
+                if cfg.mode == SevMode::Sev {
+                    return Err(LaunchError::KrunMode(cfg.mode));
+                }
+                refusal::vcpu_count(cfg.vcpus, cfg.max_vcpus)?;
+                refusal::snp_bit(cfg.mode, cfg.guest_features.bits())?;
+                // libkrun's SEV-ES was KVM_SEV_ES_INIT (`Launcher::new_es`), its SNP KVM_SEV_INIT2.
+                if cfg.mode == SevMode::SevEs {
+                    cfg.kvm.init = crate::kvm::VmInit::Legacy;
+                }
+                let plan = KrunPlan::new(*images, cfg.mode == SevMode::Snp, cfg.vcpus)?;
+                let vmsas = match images.regs {
+                    KrunRegs::Programmed => {
+                        cfg.vmm = VmmType::Krun;
+                        OvmfVmsas::with_ap_eip(&cfg, KRUN_AP_EIP)?
+                    }
+                    KrunRegs::Reset => {
+                        // KVM's reset state, untouched, on every vCPU: the kvm VMM type's BSP.
+                        cfg.vmm = VmmType::Kvm;
+                        OvmfVmsas::same(cfg.vcpus, vcpu_vmsa(&cfg, 0, RESET_VECTOR)?)
+                    }
+                };
+                Self {
+                    firmware,
+                    config: cfg,
+                    vmsas: Vmsas::Ovmf(vmsas),
+                    plan: Plan::Krun(plan),
                 }
             }
             Firmware::Igvm { file, platform } => {
@@ -380,7 +438,7 @@ impl<'f, 'a> Launch<'f, 'a> {
     /// VP contexts where they stand.
     fn measures_vmsas(&self) -> bool {
         match self.plan {
-            Plan::Ovmf(_) => true,
+            Plan::Ovmf(_) | Plan::Krun(_) => true,
             Plan::Igvm(_) => self.config.igvm.profile == IgvmProfile::Qemu,
         }
     }
@@ -397,7 +455,9 @@ impl<'f, 'a> Launch<'f, 'a> {
 
     fn in_order(&self, order: Order) -> impl Iterator<Item = LaunchUpdate<'_>> + '_ {
         match &self.plan {
-            Plan::Ovmf(p) => Either::A(p.updates()),
+            // (the first two kinds of plan: their updates and the VMSAs, in one order)
+            Plan::Ovmf(p) => Either::A(Either::<_, _, core::iter::Empty<_>>::A(p.updates())),
+            Plan::Krun(p) => Either::A(Either::B(p.updates())),
             Plan::Igvm(p) if order == Order::File => Either::B(p.updates(Order::File)),
             Plan::Igvm(p) => Either::C(
                 p.updates(Order::Kvm)
@@ -539,7 +599,7 @@ impl<'f, 'a> Launch<'f, 'a> {
     pub fn id_block_ld(&self) -> Option<[u8; 48]> {
         match &self.plan {
             Plan::Igvm(p) => p.id_block_ld(),
-            Plan::Ovmf(_) => None,
+            Plan::Ovmf(_) | Plan::Krun(_) => None,
         }
     }
 

@@ -134,6 +134,19 @@ impl OvmfVmsas {
         })
     }
 
+    /// `cfg.vcpus` vCPUs from `cfg`'s VMM state, the BSP at the reset vector and the APs at
+    /// `ap_eip` (a libkrun launch: qboot's AP entry).
+    pub(super) fn with_ap_eip(cfg: &LaunchConfig, ap_eip: u32) -> Result<Self, LaunchError> {
+        Ok(Self {
+            vcpus: cfg.vcpus,
+            bsp: vcpu_vmsa(cfg, 0, RESET_VECTOR)?,
+            ap: match cfg.vcpus > 1 {
+                true => Some(vcpu_vmsa(cfg, 1, ap_eip)?),
+                false => None,
+            },
+        })
+    }
+
     /// `vcpus` vCPUs that all start from `vmsa` (an SVSM launch).
     pub(super) fn same(vcpus: u32, vmsa: Vmsa) -> Self {
         Self {

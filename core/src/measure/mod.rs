@@ -60,6 +60,12 @@ pub enum ItemKind {
     },
     /// The kernel/initrd/cmdline hash table (SEV/SEV-ES) or its page (SNP).
     KernelHashes,
+    /// A kernel loaded and measured whole (libkrun's kernel bundle).
+    Kernel,
+    /// An initrd loaded and measured whole (libkrun's initrd bundle).
+    Initrd,
+    /// The Linux boot_params ("zero page") the VMM wrote (libkrun).
+    BootParams,
     /// A vCPU's VMSA page.
     Vmsa {
         /// The vCPU index.
@@ -83,6 +89,9 @@ impl core::fmt::Display for ItemKind {
                 write!(f, "section {}", crate::ovmf::SectionType(*section_type))
             }
             Self::KernelHashes => f.write_str("kernel-hashes"),
+            Self::Kernel => f.write_str("kernel"),
+            Self::Initrd => f.write_str("initrd"),
+            Self::BootParams => f.write_str("boot-params"),
             Self::Vmsa { cpu } => write!(f, "vmsa cpu{cpu}"),
             Self::IgvmDirective { header_index } => write!(f, "igvm header {header_index}"),
         }

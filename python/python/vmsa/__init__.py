@@ -121,23 +121,35 @@ def launch(
     kernel: Optional[PathLike] = None,
     initrd: Optional[PathLike] = None,
     append: Optional[str] = None,
+    kernel_hashes: Optional[Tuple[bytes, bytes, bytes]] = None,
     igvm: bool = False,
     igvm_profile: str = "spec",
     svsm: Optional[PathLike] = None,
     vars_size: int = 0,
     svsm_profile: str = "launch",
+    qemu: Optional[str] = None,
+    host_kernel: Optional[str] = None,
+    legacy_vm_type: Optional[str] = None,
     explain: bool = False,
 ) -> Launch:
     """The launch of ``firmware`` (an OVMF image, or an IGVM file with ``igvm=True``): what
-    ``vmsa measure`` computes for the same arguments. Raises ``RuntimeError`` for a launch QEMU
-    or KVM would refuse, ``ValueError`` for bad arguments, ``OSError`` for unreadable files."""
+    ``vmsa measure`` computes for the same arguments. ``kernel_hashes`` are the SHA-256s of the
+    kernel, the initrd and the command line with its NUL, instead of the files (``vmsa measure
+    --kernel-hash``). ``qemu`` and ``host_kernel`` are release versions (``"10.2"``,
+    ``"6.8.0-45-generic"``) whose launch this is, ``legacy_vm_type`` QEMU's ``sev-guest``
+    property (``vmsa profiles``). Raises ``RuntimeError`` for a launch QEMU or KVM would refuse,
+    ``ValueError`` for bad arguments, ``OSError`` for unreadable files."""
+    if legacy_vm_type not in (None, "on", "off", "auto"):
+        raise ValueError(f"legacy_vm_type {legacy_vm_type!r}: on, off or auto")
     fw = _os.fspath(firmware)
     r = _vmsa.launch(
         mode, vcpus if vcpus is not None or igvm else 1, _signature(vcpu_type, vcpu_sig),
         ovmf=None if igvm else fw, igvm=fw if igvm else None,
         kernel=None if kernel is None else _os.fspath(kernel),
         initrd=None if initrd is None else _os.fspath(initrd), append=append,
+        kernel_hashes=None if kernel_hashes is None else tuple(bytes(h) for h in kernel_hashes),
         guest_features=guest_features, vmm_type=vmm_type,
+        qemu=qemu, host_kernel=host_kernel, legacy_vm_type_off=legacy_vm_type == "off",
         svsm=None if svsm is None else _os.fspath(svsm), vars_size=vars_size,
         svsm_profile=svsm_profile, igvm_profile=igvm_profile, explain=explain,
     )
