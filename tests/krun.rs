@@ -243,55 +243,34 @@ fn libkrun_launches_that_cannot_be_made_are_refused() {
         bundle.to_str().unwrap(),
         big.to_str().unwrap(),
     );
+    let launch = |qboot: &str, initrd: &str, ram: &str, extra: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--krun-qboot",
+            qboot,
+            "--krun-kernel",
+            b,
+            "--krun-initrd",
+            initrd,
+        ]
+        .map(String::from)
+        .to_vec();
+        if !ram.is_empty() {
+            a.extend(["--ram-mib".into(), ram.into()]);
+        }
+        a.extend(extra.iter().map(|e| e.to_string()));
+        a
+    };
     for (args, words) in [
+        (launch(s, b, "512", &[]), "exactly 64 KiB"),
+        (launch(q, b, "16", &[]), "Kernel doesn't fit in RAM"),
         (
-            vec![
-                "--krun-qboot",
-                s,
-                "--krun-kernel",
-                b,
-                "--krun-initrd",
-                b,
-                "--ram-mib",
-                "512",
-            ],
-            "exactly 64 KiB",
-        ),
-        (
-            vec![
-                "--krun-qboot",
-                q,
-                "--krun-kernel",
-                b,
-                "--krun-initrd",
-                b,
-                "--ram-mib",
-                "16",
-            ],
-            "Kernel doesn't fit in RAM",
-        ),
-        (
-            vec![
-                "--krun-qboot",
-                q,
-                "--krun-kernel",
-                b,
-                "--krun-initrd",
-                g,
-                "--ram-mib",
-                "512",
-                "--krun-kernel-gpa",
-                "0xb00000",
-            ],
+            launch(q, g, "512", &["--krun-kernel-gpa", "0xb00000"]),
             "overlap",
         ),
-        (
-            vec!["--krun-qboot", q, "--krun-kernel", b, "--krun-initrd", b],
-            "--ram-mib",
-        ),
+        (launch(q, b, "", &[]), "--ram-mib"),
     ] {
         let mut a = vec!["measure", "--mode", "snp", "--vcpus", "1"];
-        a.extend_from_slice(&args);
+        a.extend(args.iter().map(String::as_str));
         let (code, out, err) = common::vmsa_bin(&a);
         assert_ne!(code, 0, "{args:?}");
         assert!(out.is_empty() && err.contains(words), "{args:?}: {err}");

@@ -591,16 +591,21 @@ fn compute(
     }
     .map_err(fail)?;
     if args.dump_vmsa {
-        let vmsas = l.vmsas().collect::<Result<Vec<_>, _>>().map_err(fail)?;
-        write_pages(
-            Path::new("."),
-            vmsas.iter().map(|v| (v.cpu_index, &v.vmsa)),
-            Existing::Overwrite,
-        )
-        .map_err(fail)?;
+        dump_vmsas(&l)?;
     }
     let v = pages(&l, vmsas)?;
     Ok((digest.bytes().to_vec(), cfg, items, v))
+}
+
+/// `--dump-vmsa`: every launch VMSA as vmsaN.bin in the current directory.
+fn dump_vmsas(l: &Launch<'_, '_>) -> Result<(), Failure> {
+    let vmsas = l.vmsas().collect::<Result<Vec<_>, _>>().map_err(fail)?;
+    write_pages(
+        Path::new("."),
+        vmsas.iter().map(|v| (v.cpu_index, &v.vmsa)),
+        Existing::Overwrite,
+    )
+    .map_err(fail)
 }
 
 /// A libkrun launch (`--krun-qboot`): libkrunfw-sev's bundles, libkrun's layout.
@@ -648,13 +653,7 @@ fn krun(
     let l = Launch::new(&fw, &cfg).map_err(fail)?;
     let (digest, items) = l.digest(hasher, items).map_err(fail)?;
     if args.dump_vmsa {
-        let v = l.vmsas().collect::<Result<Vec<_>, _>>().map_err(fail)?;
-        write_pages(
-            Path::new("."),
-            v.iter().map(|v| (v.cpu_index, &v.vmsa)),
-            Existing::Overwrite,
-        )
-        .map_err(fail)?;
+        dump_vmsas(&l)?;
     }
     let v = pages(&l, vmsas)?;
     let cfg = *l.config();

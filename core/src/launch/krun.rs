@@ -17,7 +17,7 @@
 use super::error::LaunchError;
 use super::update::{LaunchUpdate, UpdateSource};
 use crate::measure::ItemKind;
-use crate::page::{PAGE_SIZE, PageType, VMSA_GPA};
+use crate::page::{PAGE_SIZE, PageType};
 
 /// Where qboot is loaded (`FIRMWARE_START`), and its only accepted size (`FIRMWARE_SIZE`).
 pub const KRUN_QBOOT_GPA: u64 = 0xffff_0000;
@@ -212,13 +212,7 @@ impl<'a> KrunPlan<'a> {
             page_type: Some(t),
             source,
         });
-        let vmsas = (0..self.vcpus).map(move |cpu| LaunchUpdate {
-            kind: ItemKind::Vmsa { cpu },
-            gpa: VMSA_GPA,
-            len: PAGE_SIZE,
-            page_type: snp.then_some(PageType::VMSA),
-            source: UpdateSource::Vmsa { cpu },
-        });
+        let vmsas = super::update::vmsa_updates(self.vcpus, snp);
         data.chain(fixed).chain(vmsas)
     }
 }

@@ -20,7 +20,7 @@ use crate::mode::SevMode;
 use crate::ovmf::{
     GpaRange, OvmfError, OvmfImage, Section, SectionType, SevMetadata, gpa_ending_at_4g,
 };
-use crate::page::{PAGE_SIZE, PageType, VMSA_GPA};
+use crate::page::{PAGE_SIZE, PageType};
 use crate::reset::VmmType;
 use zerocopy::IntoBytes;
 
@@ -270,13 +270,7 @@ impl<'a> OvmfPlan<'a> {
             .metadata
             .into_iter()
             .flat_map(move |m| section_updates(m, self.policy, kernel_page));
-        let vmsas = (0..self.vcpus).map(move |cpu| LaunchUpdate {
-            kind: ItemKind::Vmsa { cpu },
-            gpa: VMSA_GPA,
-            len: PAGE_SIZE,
-            page_type: snp.then_some(PageType::VMSA),
-            source: UpdateSource::Vmsa { cpu },
-        });
+        let vmsas = super::update::vmsa_updates(self.vcpus, snp);
         let svsm = self.svsm.map(|(image, gpa)| LaunchUpdate {
             kind: ItemKind::Svsm,
             gpa,

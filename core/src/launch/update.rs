@@ -3,7 +3,7 @@
 //! ([`super::digest`]) and the KVM adapter sends them.
 
 use crate::measure::ItemKind;
-use crate::page::PageType;
+use crate::page::{PAGE_SIZE, PageType, VMSA_GPA};
 
 /// Where an update's bytes come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,18 @@ impl LaunchUpdate<'_> {
     pub fn is_vmsa(&self) -> bool {
         matches!(self.source, UpdateSource::Vmsa { .. })
     }
+}
+
+/// The VMSAs of `vcpus` vCPUs as the last updates of a launch: KVM measures each at
+/// 0xFFFFFFFFF000 (SNP: page type VMSA), in vCPU order.
+pub(super) fn vmsa_updates<'u>(vcpus: u32, snp: bool) -> impl Iterator<Item = LaunchUpdate<'u>> {
+    (0..vcpus).map(move |cpu| LaunchUpdate {
+        kind: ItemKind::Vmsa { cpu },
+        gpa: VMSA_GPA,
+        len: PAGE_SIZE,
+        page_type: snp.then_some(PageType::VMSA),
+        source: UpdateSource::Vmsa { cpu },
+    })
 }
 
 /// A plan's updates outside guest memory: the first update (other than the VMSAs, which KVM
