@@ -6,9 +6,14 @@
 //! `hw/core/machine-smp.c`); what QEMU refuses is refused with its words.
 //!
 //! Modelled: `-machine`/`-M` (`confidential-guest-support`, `memory-encryption`, `pflash0`,
-//! `igvm-cfg`), `-object sev-guest|sev-snp-guest|igvm-cfg|…`, `-cpu`, `-smp`, `-bios`, `-drive
-//! if=pflash`, `-blockdev` (a `file` node's `filename`), `-kernel`, `-initrd`, `-append`. Other
-//! options are read past (their arguments skipped) and do not change a launch digest.
+//! `igvm-cfg`), `-object sev-guest|sev-snp-guest|igvm-cfg|…` (with `legacy-vm-type`), `-cpu`
+//! (named models; `family=`/`model=`/`stepping=` and `host`/`max` are refused: give
+//! `--vcpu-sig`), `-smp`, `-bios`, `-drive if=pflash`, `-blockdev` (a `file` node's
+//! `filename`), `-kernel`, `-initrd`, `-append`. The launch is QEMU 10.2's (`--qemu 10.2`, the
+//! host profile: legacy SEV-ES init unless `legacy-vm-type=off`, the APs' FPU words 0 under
+//! INIT2); another `--qemu` given beside it wins. Other options are read past (their arguments
+//! skipped) and do not change a launch digest; a machine type's compat properties (`pc-q35-7.2`'s
+//! RNG seed in the hashed kernel) are not read.
 //!
 //! `--from-libvirt FILE`: the same from a libvirt domain's XML ([`parse_libvirt`]).
 
@@ -455,11 +460,23 @@ pub fn parse(words: &[String]) -> Result<QemuLaunch, String> {
     ));
     // The CPU model.
     if let Some(c) = &cpu {
-        let model = keyval(c, Some("model"))
-            .into_iter()
+        let props = keyval(c, Some("model"));
+        let model = props
+            .iter()
             .find(|(k, _)| k == "model")
-            .map(|(_, v)| v)
+            .map(|(_, v)| v.clone())
             .unwrap_or_default();
+        // `-cpu NAME,family=…,model=…,stepping=…` changes CPUID leaf 1, which QEMU puts in RDX:
+        // not modelled here, so refused rather than measured with the named model's signature.
+        if let Some((k, _)) = props
+            .iter()
+            .skip(1)
+            .find(|(k, _)| matches!(k.as_str(), "family" | "model" | "stepping"))
+        {
+            return Err(format!(
+                "-cpu {c}: {k}= changes the vCPU signature QEMU puts in RDX; give the resulting signature with --vcpu-sig instead"
+            ));
+        }
         if model == "host" || model == "max" {
             return Err(format!(
                 "-cpu {model}: the vCPU signature is the host's; give it with --vcpu-sig (the host's CPUID leaf 1 EAX, `cpuid -1 -l 1` or /proc/cpuinfo family, model, stepping)"
@@ -903,6 +920,21 @@ mod tests {
                 Some("console=ttyS0 root=/dev/vda")
             )
         );
+    }
+
+    #[test]
+    fn cpu_properties_that_change_the_signature_are_refused() {
+        let base = "-machine q35,confidential-guest-support=s -object sev-snp-guest,id=s -bios F";
+        for cpu in [
+            "EPYC-v4,family=25",
+            "EPYC-v4,model=1",
+            "EPYC-Milan,stepping=2",
+        ] {
+            let e = parse(&w(&format!("{base} -cpu {cpu}"))).unwrap_err();
+            assert!(e.contains("--vcpu-sig instead"), "{cpu}: {e}");
+        }
+        let l = parse(&w(&format!("{base} -cpu EPYC-v4,+avx2,-pku"))).unwrap();
+        assert_eq!(l.cpu.as_deref(), Some("EPYC-v4"));
     }
 
     #[test]
