@@ -212,6 +212,18 @@ fn launch(
         None => l.digest(&hasher, Items::default()),
     }
     .map_err(runtime)?;
+    result(py, &l, digest.bytes(), &items, explain)
+}
+
+/// A computed launch as Python sees it: the digest, the VMSA pages and, with `explain`, the
+/// measured items.
+fn result(
+    py: Python<'_>,
+    l: &core_launch::Launch<'_, '_>,
+    digest: &[u8],
+    items: &Items,
+    explain: bool,
+) -> PyResult<LaunchResult> {
     let pages = l
         .vmsas()
         .map(|v| v.map(|v| *v.vmsa.as_page()))
@@ -239,11 +251,50 @@ fn launch(
             .collect(),
     };
     Ok(LaunchResult {
-        digest: PyBytes::new(py, digest.bytes()).unbind(),
+        digest: PyBytes::new(py, digest).unbind(),
         mode: l.mode().name().into(),
         pages,
         items,
     })
+}
+
+/// A libkrun launch of libkrunfw-sev's bundles (see `vmsa.krun_launch`).
+#[pyfunction]
+#[pyo3(signature = (mode, vcpus, qboot, kernel, initrd, ram_mib, kernel_gpa=0x100_0000,
+    programmed=false, explain=false))]
+#[allow(clippy::too_many_arguments)]
+fn krun_launch(
+    py: Python<'_>,
+    mode: &str,
+    vcpus: u32,
+    qboot: PathBuf,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    ram_mib: u32,
+    kernel_gpa: u64,
+    programmed: bool,
+    explain: bool,
+) -> PyResult<LaunchResult> {
+    use vmsa_core::launch::krun::{KrunImages, KrunRegs};
+    let sev_mode = SevMode::from_name(mode)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown SEV mode {mode:?}")))?;
+    let (q, k, i) = (read(&qboot)?, read(&kernel)?, read(&initrd)?);
+    let fw = Firmware::Krun(KrunImages {
+        qboot: &q,
+        kernel: &k,
+        kernel_gpa,
+        initrd: &i,
+        ram_mib,
+        regs: match programmed {
+            true => KrunRegs::Programmed,
+            false => KrunRegs::Reset,
+        },
+    });
+    let cfg = LaunchConfig::new(sev_mode, vcpus, CpuSignature(0), VmmType::Krun);
+    let l = core_launch::Launch::new(&fw, &cfg).map_err(runtime)?;
+    let hasher = vmsa_pagehash::Parallel::all_cores();
+    let (digest, items) = l.digest(&hasher, Items::default()).map_err(runtime)?;
+    result(py, &l, digest.bytes(), &items, explain)
 }
 
 /// SHA-384 launch digest of an OVMF image's pages alone (sev-snp-measure's `snp:ovmf-hash`).
@@ -542,6 +593,7 @@ fn _vmsa(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<LaunchResult>()?;
     m.add_function(wrap_pyfunction!(launch, m)?)?;
+    m.add_function(wrap_pyfunction!(krun_launch, m)?)?;
     m.add_function(wrap_pyfunction!(snp_ovmf_hash, m)?)?;
     m.add_function(wrap_pyfunction!(vmsa_fields, m)?)?;
     m.add_function(wrap_pyfunction!(vmsa_diff, m)?)?;

@@ -101,6 +101,31 @@ class TestLaunch(unittest.TestCase):
         self.assertNotEqual(vmsa.launch(fw, **es).digest,
                             vmsa.launch(fw, legacy_vm_type="off", **es).digest)
 
+    def test_a_libkrun_launch_is_vmsa_measures(self):
+        import subprocess
+        import tempfile
+        qboot = DATA / "libkrunfw" / "qboot-sev-bios.bin"
+        with tempfile.TemporaryDirectory() as d:
+            k, i = pathlib.Path(d) / "k", pathlib.Path(d) / "i"
+            k.write_bytes(bytes(range(256)) * 256)
+            i.write_bytes(b"\x5a" * 0x10000)
+            for libkrun in ("1.16", "1.12"):
+                l = vmsa.krun_launch(qboot, k, i, ram_mib=512, vcpus=2, libkrun=libkrun,
+                                     explain=True)
+                cli = subprocess.run(
+                    ["cargo", "run", "-q", "--release", "--bin", "vmsa", "--", "measure", "--mode", "snp",
+                     "--vcpus", "2", "--krun-qboot", str(qboot), "--krun-kernel", str(k),
+                     "--krun-initrd", str(i), "--ram-mib", "512", "--libkrun", libkrun],
+                    check=True, capture_output=True, text=True, cwd=REPO).stdout.strip()
+                self.assertEqual(l.hexdigest(), cli)
+                kinds = [m.item for m in l.explain()]
+                kinds = [k for n, k in enumerate(kinds) if n == 0 or kinds[n - 1] != k]
+                self.assertEqual(kinds[:5], ["firmware", "kernel", "initrd", "boot-params",
+                                             "section SNP_SEC_MEM"])
+            self.assertEqual(l.vmsas[1]["rip"], 0xfff3)
+            with self.assertRaises(RuntimeError):
+                vmsa.krun_launch(qboot, k, i, ram_mib=8)
+
     def test_svsm_launch_is_the_measured_one(self):
         l = vmsa.launch(DATA / "svsm" / "svsm_ovmf.fd", mode="snp", vcpus=2, vcpu_type="EPYC-v4",
                         svsm=DATA / "svsm" / "svsm.bin", vars_size=540672)

@@ -156,6 +156,34 @@ def launch(
     return Launch(r)
 
 
+def krun_launch(
+    qboot: PathLike,
+    kernel: PathLike,
+    initrd: PathLike,
+    *,
+    ram_mib: int,
+    vcpus: int = 1,
+    mode: str = "snp",
+    kernel_gpa: int = 0x1000000,
+    libkrun: str = "1.16",
+    explain: bool = False,
+) -> Launch:
+    """A libkrun launch (``vmsa measure --krun-qboot``): libkrunfw-sev's qboot, kernel and
+    initrd bundles (the bytes ``krunfw_get_qboot``/``_kernel``/``_initrd`` return; the kernel at
+    ``kernel_gpa``), the boot_params libkrun writes for ``ram_mib`` and ``vcpus``, its fixed
+    pages and its vCPUs (libkrun before 1.16 programmed them; ``mode="seves"`` is libkrun ≤
+    1.10's)."""
+    parts = libkrun.split(".")
+    try:
+        programmed = (int(parts[0]), int(parts[1])) < (1, 16)
+    except (IndexError, ValueError):
+        raise ValueError(f"libkrun {libkrun!r}: a release such as 1.16") from None
+    fs = _os.fspath
+    return Launch(_vmsa.krun_launch(mode, vcpus, fs(qboot), fs(kernel), fs(initrd), ram_mib,
+                                    kernel_gpa=kernel_gpa, programmed=programmed,
+                                    explain=explain))
+
+
 def snp_ovmf_hash(ovmf: PathLike) -> bytes:
     """The SNP launch digest of an OVMF image's pages alone (sev-snp-measure's snp:ovmf-hash)."""
     return _vmsa.snp_ovmf_hash(_os.fspath(ovmf))
