@@ -25,17 +25,7 @@ fn random_configurations_measured_by_the_peer_are_found() {
     if !peer_installed() || !common::require::file("ovmf", OVMF) {
         return;
     }
-    let seed = std::env::var("VMSA_SOLVE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("VMSA_SOLVE_SEED={seed}");
+    let seed = common::random_seed("VMSA_SOLVE_SEED");
     let mut s = seed;
     let amdsev = fixture("ovmf_AmdSev_suffix.bin");
     let images = [OVMF, amdsev.to_str().unwrap()];

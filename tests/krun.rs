@@ -36,6 +36,47 @@ fn differing(a: &Vmsa, b: &Vmsa) -> Vec<&'static str> {
     diff(a, b).map(|d| d.field.name).collect()
 }
 
+/// `vmsa measure` of a libkrun launch in `dir` (its `--dump-vmsa` pages written there): the
+/// digest it prints.
+fn measure_krun(
+    dir: &Path,
+    mode: &str,
+    vcpus: &str,
+    bundles: [&Path; 3],
+    ram: &str,
+    libkrun: &str,
+) -> String {
+    let [qboot, kernel, initrd] = bundles.map(|p| p.to_str().unwrap().to_owned());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmsa"))
+        .current_dir(dir)
+        .args([
+            "measure",
+            "--mode",
+            mode,
+            "--vcpus",
+            vcpus,
+            "--krun-qboot",
+            &qboot,
+            "--krun-kernel",
+            &kernel,
+            "--krun-initrd",
+            &initrd,
+            "--ram-mib",
+            ram,
+            "--libkrun",
+            libkrun,
+            "--dump-vmsa",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// SEV-ES (libkrun ≤ 1.10: `KVM_SEV_ES_INIT`): both pages byte for byte.
 #[test]
 fn sev_es_pages_are_libkrunfws() {
@@ -127,34 +168,7 @@ fn a_libkrun_snp_launch_walks_as_the_peers_gctx() {
     let k = dir.write("kernel.bundle", &kernel);
     let i = dir.write("initrd.bundle", &initrd);
     for (ram, vcpus, libkrun) in [("1024", "2", "1.16"), ("4096", "3", "1.12")] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmsa"))
-            .current_dir(&*dir)
-            .args([
-                "measure",
-                "--mode",
-                "snp",
-                "--vcpus",
-                vcpus,
-                "--krun-qboot",
-                qboot.to_str().unwrap(),
-                "--krun-kernel",
-                k.to_str().unwrap(),
-                "--krun-initrd",
-                i.to_str().unwrap(),
-                "--ram-mib",
-                ram,
-                "--libkrun",
-                libkrun,
-                "--dump-vmsa",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ours = String::from_utf8(out.stdout).unwrap();
+        let ours = measure_krun(&dir, "snp", vcpus, [&qboot, &k, &i], ram, libkrun);
         let script = r#"
 import sys, struct
 from sevsnpmeasure.gctx import GCTX
@@ -306,33 +320,7 @@ fn a_libkrun_sev_es_launch_hashes_its_regions_then_its_vmsas() {
     let initrd = vec![0xa5u8; 0x1_0000];
     let k = dir.write("k", &kernel);
     let i = dir.write("i", &initrd);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmsa"))
-        .current_dir(&*dir)
-        .args([
-            "measure",
-            "--mode",
-            "seves",
-            "--vcpus",
-            "2",
-            "--krun-qboot",
-            qboot.to_str().unwrap(),
-            "--krun-kernel",
-            k.to_str().unwrap(),
-            "--krun-initrd",
-            i.to_str().unwrap(),
-            "--ram-mib",
-            "2048",
-            "--libkrun",
-            "1.10",
-            "--dump-vmsa",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ours = measure_krun(&dir, "seves", "2", [&qboot, &k, &i], "2048", "1.10");
     let mut bp = [0u8; 4096];
     bp[0x210] = 0xff;
     bp[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
@@ -368,7 +356,7 @@ fn a_libkrun_sev_es_launch_hashes_its_regions_then_its_vmsas() {
         h.update(&page);
     }
     let want: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), want);
+    assert_eq!(ours.trim(), want);
     // libkrunfw's recorded SEV-ES pages are the ones launched.
     assert_eq!(
         std::fs::read(dir.join("vmsa0.bin")).unwrap(),
